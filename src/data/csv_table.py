@@ -1,0 +1,101 @@
+"""A user's own CSV file: numeric feature columns and one target column."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+
+from src.data.dataset import Dataset
+from src.errors import ConfigError, UserError
+
+
+def _number(text: str, where: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise UserError(f"{where}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise UserError(f"{where}: {text!r} is not a finite number (NaN and inf are not allowed)")
+    return value
+
+
+def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = [(reader_line, row) for reader_line, row in _numbered(csv.reader(handle, delimiter=delimiter))]
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise UserError(f"{path}: not a readable CSV file ({error})") from None
+    rows = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]
+    if not rows:
+        raise UserError(f"{path}: the file is empty (expected a header row and data rows)")
+    (_, header), body = rows[0], rows[1:]
+    header = [name.strip() for name in header]
+    if not body:
+        raise UserError(f"{path}: only a header, no data rows")
+    for line, row in body:
+        if len(row) != len(header):
+            raise UserError(f"{path} line {line}: {len(row)} fields, but the header has {len(header)}")
+    return header, body
+
+
+def _numbered(reader):
+    for row in reader:
+        yield reader.line_num, row
+
+
+def load_csv(
+    path: str | None,
+    target: str | None,
+    features: list[str] | None = None,
+    task: str = "classification",
+    delimiter: str = ",",
+) -> Dataset:
+    """Read ``path``; ``target`` names the label column, ``features`` the inputs (default: all others)."""
+    if path is None:
+        raise ConfigError("data.path", path, "set it to your CSV file, e.g. data.path=my.csv")
+    if target is None:
+        raise ConfigError("data.target", target, "set it to the name of the label column")
+    if task not in ("classification", "regression"):
+        raise ConfigError("data.task", task, "allowed: classification, regression")
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ConfigError("data.path", path, "file not found")
+    header, body = _read_rows(file, delimiter)
+    if target not in header:
+        raise ConfigError("data.target", target, f"no such column in {file} (columns: {', '.join(header)})")
+    feature_names = list(features) if features is not None else [name for name in header if name != target]
+    missing = [name for name in feature_names if name not in header]
+    if missing:
+        raise ConfigError("data.features", missing, f"no such column in {file} (columns: {', '.join(header)})")
+    if not feature_names:
+        raise ConfigError("data.features", feature_names, f"{file} has no feature column besides the target")
+
+    columns = [header.index(name) for name in feature_names]
+    x = np.array(
+        [[_number(row[c], f"{file} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
+    )
+    labels = [row[header.index(target)].strip() for _, row in body]
+    where = f"{file} column {target!r}"
+    if task == "regression":
+        y = np.array([_number(label, f"{where} line {line}") for label, (line, _) in zip(labels, body)])
+        return Dataset(x, y, "regression", file.stem)
+
+    if any(label == "" for label in labels):
+        raise UserError(f"{where}: empty label on line {body[labels.index('')][0]}")
+    classes = sorted(set(labels), key=_label_order)
+    if len(classes) < 2:
+        raise UserError(f"{where}: holds a single class ({classes[0]!r}); classification needs at least two")
+    index = {label: i for i, label in enumerate(classes)}
+    y = np.array([index[label] for label in labels], dtype=np.int64)
+    return Dataset(x, y, "classification", file.stem, classes)
+
+
+def _label_order(label: str) -> tuple[int, float, str]:
+    """Numeric labels sort by value (2 before 10), others alphabetically."""
+    try:
+        return (0, float(label), label)
+    except ValueError:
+        return (1, 0.0, label)

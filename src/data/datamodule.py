@@ -1,0 +1,123 @@
+"""Split, scale and batch a small data set that lives as tensors on the training device."""
+
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from src.data.dataset import Dataset
+from src.errors import ConfigError, UserError
+
+Batch = tuple[Tensor, Tensor]
+
+
+class DataModule:
+    """Deterministic stratified train/val/test split; standardization fitted on train only.
+
+    Batches are drawn by index from tensors already on the device, with a fresh permutation per
+    epoch: no per-sample DataLoader, no copies per step.
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        val_fraction: float = 0.0,
+        test_fraction: float = 0.0,
+        standardize: bool = False,
+        split_seed: int = 0,
+        limit_train_rows: int | None = None,
+    ) -> None:
+        for key, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ConfigError(key, value, "must be a number in [0, 1)")
+        if val_fraction + test_fraction >= 1:
+            raise ConfigError(
+                "data.val_fraction + data.test_fraction", val_fraction + test_fraction, "must be below 1"
+            )
+        if not np.all(np.isfinite(dataset.features)):
+            raise UserError(f"data {dataset.name}: features hold NaN or inf")
+        self.name = dataset.name
+        self.task = dataset.task
+        self.class_names = dataset.class_names
+        self.num_classes = int(dataset.targets.max()) + 1 if dataset.task == "classification" else 0
+        self.input_shape = tuple(dataset.features.shape[1:])
+
+        parts = _split(dataset, val_fraction, test_fraction, split_seed)
+        if limit_train_rows is not None:
+            if isinstance(limit_train_rows, bool) or not isinstance(limit_train_rows, int) or limit_train_rows < 1:
+                raise ConfigError("data.limit_train_rows", limit_train_rows, "must be a positive integer or null")
+            parts["train"] = tuple(part[:limit_train_rows] for part in parts["train"])
+        if standardize:
+            mean = parts["train"][0].mean(axis=0)
+            std = parts["train"][0].std(axis=0)
+            std[std == 0] = 1.0
+            parts = {name: ((x - mean) / std, y) for name, (x, y) in parts.items()}
+        self.splits: dict[str, Batch] = {name: self._tensors(x, y) for name, (x, y) in parts.items()}
+
+    def _tensors(self, x: np.ndarray, y: np.ndarray) -> Batch:
+        features = torch.as_tensor(x, dtype=torch.float32)
+        if self.task == "regression":
+            targets = torch.as_tensor(y, dtype=torch.float32)
+        elif self.num_classes == 2:
+            targets = torch.as_tensor(y, dtype=torch.float32)  # binary cross-entropy wants 0./1.
+        else:
+            targets = torch.as_tensor(y, dtype=torch.int64)
+        return features, targets
+
+    def to(self, device: torch.device) -> "DataModule":
+        self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
+        return self
+
+    def size(self, split: str) -> int:
+        return len(self.splits[split][1])
+
+    def steps_per_epoch(self, batch_size: int | None) -> int:
+        n = self.size("train")
+        return 1 if batch_size is None or batch_size >= n else -(-n // batch_size)
+
+    def batches(
+        self, split: str, batch_size: int | None, generator: torch.Generator | None = None, skip: int = 0
+    ) -> Iterator[Batch]:
+        """Yield the split in batches; shuffled when a generator is given. ``skip`` resumes mid-epoch."""
+        x, y = self.splits[split]
+        n = len(y)
+        if batch_size is None or batch_size >= n:
+            if skip == 0:
+                yield x, y  # whole batch: the order does not change the gradient
+            return
+        if generator is None:
+            for start in range(skip * batch_size, n, batch_size):
+                yield x[start : start + batch_size], y[start : start + batch_size]
+            return
+        order = torch.randperm(n, generator=generator).to(x.device, non_blocking=True)
+        for start in range(skip * batch_size, n, batch_size):
+            index = order[start : start + batch_size]
+            yield x[index], y[index]
+
+
+def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: int) -> dict[str, tuple]:
+    x, y = dataset.features, dataset.targets
+    parts = {"train": (x, y)}
+    if val_fraction == 0 and test_fraction == 0:
+        return parts
+    from sklearn.model_selection import train_test_split  # ~1 s to import: only when a split is asked
+
+    stratify = dataset.task == "classification"
+
+    def cut(x, y, fraction):
+        try:
+            return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None)
+        except ValueError as error:
+            raise UserError(f"data {dataset.name}: cannot split {len(y)} rows that way ({error})") from None
+
+    if test_fraction > 0:
+        x, x_test, y, y_test = cut(x, y, test_fraction)
+        parts["test"] = (x_test, y_test)
+    if val_fraction > 0:
+        x, x_val, y, y_val = cut(x, y, val_fraction / (1 - test_fraction))
+        parts["val"] = (x_val, y_val)
+    parts["train"] = (x, y)
+    return parts

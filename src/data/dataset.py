@@ -1,0 +1,21 @@
+"""The raw form every data source returns, before splitting and scaling."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Dataset:
+    """Features of shape (N, ...) and targets of shape (N,) or (N, k).
+
+    ``task`` is "classification" (integer class labels 0..K-1) or "regression" (float values).
+    """
+
+    features: np.ndarray
+    targets: np.ndarray
+    task: str = "classification"
+    name: str = "data"
+    class_names: list[str] | None = None

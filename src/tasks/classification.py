@@ -1,0 +1,87 @@
+"""Binary (sigmoid + cross-entropy J) and multi-class (softmax + cross-entropy) classification."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from src import visuals
+from src.tasks.task import Batch, Task, Visual
+
+
+class BinaryClassification(Task):
+    """a = σ(z); J = -1/m Σ (y log a + (1-y) log(1-a)); prediction 1 if a > 0.5.
+
+    The loss is computed from the logit z (log-sigmoid form), which equals J without overflow.
+    """
+
+    def __init__(self, model, class_names: list[str] | None = None) -> None:
+        super().__init__(model)
+        self.class_names = class_names or ["0", "1"]
+
+    def logits(self, x: Tensor) -> Tensor:
+        return self.model(x).squeeze(-1)
+
+    def probabilities(self, x: Tensor) -> Tensor:
+        return torch.sigmoid(self.logits(x))
+
+    def predict(self, x: Tensor) -> Tensor:
+        return (self.probabilities(x) > 0.5).long()
+
+    def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
+        x, y = batch
+        return F.binary_cross_entropy_with_logits(self.logits(x), y)
+
+    def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
+        x, y = batch
+        z = self.logits(x)
+        return {
+            "loss": F.binary_cross_entropy_with_logits(z, y),
+            "acc": ((torch.sigmoid(z) > 0.5).float() == y).float().mean(),
+        }
+
+    @torch.no_grad()
+    def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
+        return _classification_visuals(self, splits, 2)
+
+
+class MulticlassClassification(Task):
+    """P_i = e^{z_i} / Σ_j e^{z_j}; cross-entropy from the logits in log-sum-exp form."""
+
+    def __init__(self, model, num_classes: int, class_names: list[str] | None = None) -> None:
+        super().__init__(model)
+        self.num_classes = num_classes
+        self.class_names = class_names or [str(i) for i in range(num_classes)]
+
+    def probabilities(self, x: Tensor) -> Tensor:
+        return torch.softmax(self.model(x), dim=-1)
+
+    def predict(self, x: Tensor) -> Tensor:
+        return self.model(x).argmax(-1)
+
+    def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
+        x, y = batch
+        return F.cross_entropy(self.model(x), y)
+
+    def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
+        x, y = batch
+        z = self.model(x)
+        return {"loss": F.cross_entropy(z, y), "acc": (z.argmax(-1) == y).float().mean()}
+
+    @torch.no_grad()
+    def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
+        return _classification_visuals(self, splits, self.num_classes)
+
+
+def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) -> dict[str, Visual]:
+    out: dict[str, Visual] = {}
+    split = "test" if "test" in splits else "val" if "val" in splits else "train"
+    x, y = splits[split]
+    matrix = visuals.confusion_matrix(task.predict(x), y.long(), num_classes)
+    out[f"{split}/confusion_matrix"] = visuals.confusion_matrix_image(matrix)
+    out[f"{split}/confusion_matrix_table"] = visuals.confusion_matrix_markdown(matrix, task.class_names)
+    x_train, y_train = splits["train"]
+    if x_train.dim() == 2 and x_train.shape[1] == 2:
+        out["train/decision_boundary"] = visuals.decision_boundary_image(task.probabilities, x_train, y_train.long())
+    return out

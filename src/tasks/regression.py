@@ -1,0 +1,23 @@
+"""Regression: mean squared error on real-valued targets."""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import Tensor
+
+from src.tasks.task import Batch, Task
+
+
+class Regression(Task):
+    def predict(self, x: Tensor) -> Tensor:
+        return self.model(x).squeeze(-1)
+
+    def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
+        x, y = batch
+        return F.mse_loss(self.predict(x), y)
+
+    def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
+        x, y = batch
+        prediction = self.predict(x)
+        mse = F.mse_loss(prediction, y)
+        return {"loss": mse, "mse": mse, "mae": (prediction - y).abs().mean()}

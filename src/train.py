@@ -1,0 +1,40 @@
+"""Train a model: ``python -m src.train [group=option ...] [key=value ...]``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from src.build import build, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
+from src.errors import report_user_errors
+
+
+def train(config: DictConfig) -> dict[str, float]:
+    """Compose, build, fit; the run folder ends up with config.yaml, metrics.json, checkpoints and events."""
+    run_dir = Path(config.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+    seed_everything(config.trainer.seed)
+    data = build_data(config.data)
+    task = build_task(config, data)
+    make_optimizer, batch_size = build_optimizer(config.optimizer)
+    make_scheduler = build_scheduler_factory(config.get("scheduler"))
+    logger = build(config.logger, log_dir=run_dir) if config.get("logger") else None
+    trainer = build(config.trainer, run_dir=run_dir, logger=logger)
+    return trainer.fit(
+        task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), plain_config(config)
+    )
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="train")
+def main(config: DictConfig) -> float | None:
+    metrics = report_user_errors(lambda: train(config))
+    print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items() if "/" in name))
+    print(config.paths.output_dir)
+    return metrics.get(config.get("optimized_metric", ""))
+
+
+if __name__ == "__main__":
+    main()

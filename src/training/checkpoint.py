@@ -1,0 +1,74 @@
+"""Checkpoint files: written atomically, read with ``weights_only=True``."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import random
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from src.errors import UserError
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    """Temporary file, flush, fsync, atomic rename: a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Load tensors and plain containers only; anything else in the file is refused, never run."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise UserError(f"ckpt_path={str(path)!r}: no such checkpoint file")
+    try:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe content"
+        raise UserError(f"{file}: refused, it holds more than tensors and plain data ({first_line})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
+        raise UserError(f"{file}: not a readable checkpoint (truncated or corrupt: {error})") from None
+    if not isinstance(state, dict) or "model" not in state:
+        raise UserError(f"{file}: not a checkpoint of this framework (no model state)")
+    return state
+
+
+def rng_states() -> dict[str, Any]:
+    """torch, numpy and python generator states, as tensors and plain lists."""
+    _, keys, pos, has_gauss, cached = np.random.get_state()
+    version, internal, gauss = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+        "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "cached": cached},
+        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+    }
+
+
+def restore_rng_states(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    p = state["python"]
+    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))

@@ -1,0 +1,63 @@
+"""TensorBoard: scalars, histograms, images, text, the model graph and the HParams tab, in one run folder."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams as hparams_summary
+
+
+class TensorBoardLogger:
+    def __init__(self, log_dir: str | Path, histogram_every_n_epochs: int | None = 500, graph: bool = True) -> None:
+        self.log_dir = Path(log_dir)
+        self.histogram_every_n_epochs = histogram_every_n_epochs
+        self.graph = graph
+        self._writer: SummaryWriter | None = None
+
+    @property
+    def writer(self) -> SummaryWriter:
+        if self._writer is None:  # opened on first use: a run that fails its checks leaves no empty event file
+            self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        return self._writer
+
+    def log_scalars(self, metrics: dict[str, float], step: int) -> None:
+        for name, value in metrics.items():
+            self.writer.add_scalar(name, value, step)
+
+    def log_graph(self, model: nn.Module, example: Tensor) -> None:
+        if not self.graph:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's warnings say nothing to a user
+            try:
+                self.writer.add_graph(model, example)
+            except Exception as error:  # a model the tracer cannot follow still trains
+                print(f"note: no model graph in TensorBoard ({type(error).__name__}: {error})")
+
+    def log_histograms(self, model: nn.Module, step: int) -> None:
+        for name, parameter in model.named_parameters():
+            self.writer.add_histogram(f"weights/{name}", parameter.detach(), step)
+            if parameter.grad is not None:
+                self.writer.add_histogram(f"gradients/{name}", parameter.grad.detach(), step)
+
+    def log_visuals(self, visuals: dict[str, Tensor | str], step: int) -> None:
+        for tag, visual in visuals.items():
+            if isinstance(visual, str):
+                self.writer.add_text(tag, visual, step)
+            else:
+                self.writer.add_image(tag, visual, step)
+
+    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+        """Into this run's own folder (SummaryWriter.add_hparams would make a sibling one)."""
+        clean = {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in hparams.items()}
+        for summary in hparams_summary(clean, metrics):
+            self.writer.file_writer.add_summary(summary)
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()

@@ -1,0 +1,370 @@
+"""The one generic training loop.
+
+Read top to bottom: ``fit`` sets up, ``_train`` runs epochs of steps, ``_check`` is what happens
+every few epochs (metrics, logging, best model, early stopping, checkpoints), ``_finish`` writes
+the results. What a batch means lives in the task; this file never looks at the model's kind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import Tensor
+
+from src.data.datamodule import DataModule
+from src.errors import ConfigError, UserError
+from src.tasks.task import OptimizerFactory, Task
+from src.training.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from src.training.schedules import build_scheduler
+
+PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+DEVICES = ("auto", "cpu", "cuda", "mps")
+# With val_every_n_epochs=auto a check comes about every this many steps, and at least every epoch.
+AUTO_CHECK_STEPS = 50
+
+
+class TrainingDiverged(UserError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class LoopState:
+    epoch: int = 0  # completed epochs
+    step: int = 0  # completed optimization steps (one per batch)
+    batch_in_epoch: int = 0
+    best_score: float | None = None
+    checks_without_improvement: int = 0
+
+
+class Trainer:
+    def __init__(
+        self,
+        run_dir: str | Path,
+        logger: Any = None,
+        max_epochs: int | None = None,
+        max_steps: int | None = 10_000,
+        device: str = "auto",
+        precision: str | int = "32",
+        gradient_clip_val: float | None = None,
+        seed: int = 42,
+        val_every_n_epochs: int | str = "auto",
+        eval_batch_size: int = 4096,
+        monitor: str = "auto",
+        mode: str = "auto",
+        patience: int | None = None,
+        min_delta: float = 0.0,
+        checkpoint_every_n_seconds: float = 60.0,
+        progress_bar: bool | str = "auto",
+        detect_anomaly: bool = False,
+    ) -> None:
+        for key, value in (("trainer.max_epochs", max_epochs), ("trainer.max_steps", max_steps)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ConfigError(key, value, "must be a positive integer or null")
+        if max_epochs is None and max_steps is None:
+            raise ConfigError("trainer.max_epochs", max_epochs, "set it or trainer.max_steps; both are null")
+        if str(precision) not in PRECISIONS:
+            raise ConfigError("trainer.precision", precision, f"allowed: {', '.join(PRECISIONS)}")
+        if device not in DEVICES:
+            raise ConfigError("trainer.device", device, f"allowed: {', '.join(DEVICES)}")
+        if val_every_n_epochs != "auto" and (not isinstance(val_every_n_epochs, int) or val_every_n_epochs < 1):
+            raise ConfigError("trainer.val_every_n_epochs", val_every_n_epochs, "must be a positive integer or auto")
+        if gradient_clip_val is not None and not gradient_clip_val > 0:
+            raise ConfigError("trainer.gradient_clip_val", gradient_clip_val, "must be > 0 or null")
+        if mode not in ("auto", "min", "max"):
+            raise ConfigError("trainer.mode", mode, "allowed: auto, min, max")
+        if patience is not None and (not isinstance(patience, int) or patience < 1):
+            raise ConfigError("trainer.patience", patience, "must be a positive integer or null")
+        self.run_dir = Path(run_dir)
+        self.logger = logger
+        self.max_epochs = max_epochs or math.inf
+        self.max_steps = max_steps or math.inf
+        self.device = _resolve_device(device)
+        self.precision = str(precision)
+        if PRECISIONS[self.precision] is not None and self.device.type != "cuda":
+            raise ConfigError("trainer.precision", precision, f"mixed precision needs CUDA; this run is on {self.device.type}: use 32")
+        self.gradient_clip_val = gradient_clip_val
+        self.seed = seed
+        self.val_every_n_epochs = val_every_n_epochs
+        self.eval_batch_size = eval_batch_size
+        self.monitor = monitor
+        self.mode = mode
+        self.patience = patience
+        self.min_delta = min_delta
+        self.checkpoint_every_n_seconds = checkpoint_every_n_seconds
+        self.progress_bar = sys.stderr.isatty() if progress_bar == "auto" else bool(progress_bar)
+        self.detect_anomaly = detect_anomaly
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+
+    # ------------------------------------------------------------------ setup
+    def fit(
+        self,
+        task: Task,
+        data: DataModule,
+        make_optimizer: OptimizerFactory,
+        batch_size: int | None = None,
+        make_scheduler: Callable | None = None,
+        ckpt_path: str | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> dict[str, float]:
+        """Train ``task`` on ``data``; return the final metrics (also in metrics.json)."""
+        self.task = task.to(self.device)
+        self.data = data.to(self.device)
+        self.batch_size = batch_size
+        self.config = config or {}
+        self.optimizers = task.configure_optimizers(make_optimizer)
+        self.steps_per_epoch = steps_per_epoch = data.steps_per_epoch(batch_size)
+        planned_epochs = int(min(self.max_epochs, math.ceil(self.max_steps / steps_per_epoch)))
+        self.schedulers = [build_scheduler(make_scheduler, opt, planned_epochs) for opt in self.optimizers] if make_scheduler else []
+        self.check_every = (
+            max(1, AUTO_CHECK_STEPS // steps_per_epoch) if self.val_every_n_epochs == "auto" else self.val_every_n_epochs
+        )
+        split = "val" if "val" in data.splits else "train"
+        self.monitor_name = f"{split}/{task.monitor}" if self.monitor == "auto" else self.monitor
+        self.monitor_mode = task.monitor_mode if self.mode == "auto" else self.mode
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "16-mixed" else None
+        self.generator = torch.Generator().manual_seed(self.seed)
+        self.state = LoopState()
+        self.best_checkpoint: dict[str, Any] | None = None
+        self.last_saved: dict[str, Any] | None = None  # what last.ckpt on disk holds (step), for messages
+        self._check_model_fits_data()
+        if ckpt_path is not None:
+            self._resume(ckpt_path)
+        if self.logger is not None and self.state.step == 0:
+            self.logger.log_graph(task.model, task.example_input(data.splits["train"]))
+        anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
+        with anomaly:
+            metrics = self._train()
+        return self._finish(metrics)
+
+    def _check_model_fits_data(self) -> None:
+        x, y = self.data.splits["train"]
+        try:
+            with torch.no_grad():
+                self.task.evaluation_step((x[:2], y[:2]))
+        except RuntimeError as error:
+            message = str(error).splitlines()[0]
+            raise UserError(
+                f"model {type(self.task.model).__name__} does not fit data {self.data.name} "
+                f"(inputs of shape {tuple(x.shape[1:])}): {message}"
+            ) from None
+
+    def _resume(self, ckpt_path: str) -> None:
+        checkpoint = load_checkpoint(ckpt_path)
+        try:
+            self.task.load_state_dict(checkpoint["model"])
+            for optimizer, saved in zip(self.optimizers, checkpoint["optimizers"], strict=True):
+                optimizer.load_state_dict(saved)
+        except (RuntimeError, ValueError, KeyError) as error:
+            first_line = str(error).strip().splitlines()[0]
+            raise UserError(f"ckpt_path={ckpt_path}: does not match this model or optimizer ({first_line})") from None
+        for scheduler, saved in zip(self.schedulers, checkpoint.get("schedulers", [])):
+            scheduler.load_state_dict(saved)
+        self.state = LoopState(**checkpoint["loop"])
+        self.generator.set_state(checkpoint["epoch_generator"])
+        restore_rng_states(checkpoint["rng"])
+        best = Path(ckpt_path).with_name("best.ckpt")
+        self.best_checkpoint = load_checkpoint(best) if best.is_file() else None
+        print(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
+
+    # ------------------------------------------------------------------ the loop
+    def _train(self) -> dict[str, float]:
+        task, state = self.task, self.state
+        order = task.optimizer_order
+        recorded: dict[int, list[Tensor]] = {index: [] for index in set(order)}
+        self.recorded, self.window_start = recorded, state.step
+        self.last_save_time = time.monotonic()
+        clip = self.gradient_clip_val
+        metrics: dict[str, float] = {}
+        checked_at = -1
+        task.train()
+        while state.epoch < self.max_epochs and state.step < self.max_steps:
+            if state.batch_in_epoch == 0:
+                self.epoch_generator = self.generator.get_state()
+            else:  # resumed mid-epoch: replay this epoch's order, skip what was done
+                self.generator.set_state(self.epoch_generator)
+            for batch in self.data.batches("train", self.batch_size, self.generator, skip=state.batch_in_epoch):
+                for index in order:
+                    optimizer = self.optimizers[index]
+                    with self._autocast():
+                        loss = task.training_step(batch, index)
+                    optimizer.zero_grad(set_to_none=True)
+                    if self.scaler is None:
+                        loss.backward()
+                        if clip is not None:
+                            torch.nn.utils.clip_grad_norm_(_parameters(optimizer), clip)
+                        optimizer.step()
+                    else:
+                        self.scaler.scale(loss).backward()
+                        if clip is not None:
+                            self.scaler.unscale_(optimizer)
+                            torch.nn.utils.clip_grad_norm_(_parameters(optimizer), clip)
+                        self.scaler.step(optimizer)
+                        self.scaler.update()
+                    recorded[index].append(loss.detach())
+                state.step += 1
+                state.batch_in_epoch += 1
+                if state.step >= self.max_steps and state.batch_in_epoch < self.steps_per_epoch:
+                    break  # mid-epoch; a finished epoch still counts below
+            else:
+                state.epoch += 1
+                state.batch_in_epoch = 0
+                for scheduler in self.schedulers:
+                    scheduler.step()
+                if state.epoch % self.check_every == 0 or state.epoch >= self.max_epochs:
+                    metrics, stop = self._check()
+                    checked_at = state.step
+                    if stop:
+                        break
+        if checked_at != state.step:
+            metrics, _ = self._check()
+        return metrics
+
+    def _autocast(self):
+        dtype = PRECISIONS[self.precision]
+        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
+
+    # ------------------------------------------------------------------ every few epochs
+    def _check(self) -> tuple[dict[str, float], bool]:
+        """Metrics, logging, best model, early stopping, periodic checkpoint. Returns (metrics, stop)."""
+        task, state = self.task, self.state
+        self._stop_if_diverged()
+        values: dict[str, Tensor] = {}
+        for index, losses in self.recorded.items():
+            values[f"train/step_{task.loss_names[index]}"] = torch.stack(losses).float().mean()
+            losses.clear()
+        self.window_start = state.step
+        task.eval()
+        for split in ("train", "val"):
+            if split in self.data.splits:
+                for name, value in task.evaluate(self.data.batches(split, self.eval_batch_size)).items():
+                    values[f"{split}/{name}"] = value
+        task.train()
+        metrics = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one device sync
+        metrics["train/lr"] = self.optimizers[0].param_groups[0]["lr"]
+        metrics["epoch"] = state.epoch
+        if self.logger is not None:
+            self.logger.log_scalars(metrics, state.step)
+            every = self.logger.histogram_every_n_epochs
+            if every and state.epoch // every > (state.epoch - self.check_every) // every:
+                self.logger.log_histograms(task.model, state.step)
+
+        if self.monitor_name not in metrics:
+            raise ConfigError("trainer.monitor", self.monitor_name, f"not a logged metric; these are: {', '.join(metrics)}")
+        score = metrics[self.monitor_name]
+        sign = 1 if self.monitor_mode == "min" else -1
+        stop = False
+        if state.best_score is None or sign * (state.best_score - score) > self.min_delta:
+            state.best_score = score
+            state.checks_without_improvement = 0
+            self.best_checkpoint = self._checkpoint_state(copy_tensors=True)
+            self.best_dirty = True
+        else:
+            state.checks_without_improvement += 1
+            stop = self.patience is not None and state.checks_without_improvement >= self.patience
+            if stop:
+                print(f"early stopping: {self.monitor_name} has not improved for {self.patience} checks")
+        if time.monotonic() - self.last_save_time >= self.checkpoint_every_n_seconds:
+            self._save_checkpoints()
+        if self.progress_bar:
+            shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(("train/loss", "train/acc", "val/")))
+            print(f"\repoch {state.epoch} step {state.step} {shown}", end="", file=sys.stderr, flush=True)
+        return metrics, stop
+
+    def _stop_if_diverged(self) -> None:
+        for index, losses in self.recorded.items():
+            if not losses:
+                continue
+            finite = torch.isfinite(torch.stack(losses))
+            if bool(finite.all()):
+                continue
+            first_bad = int((~finite).nonzero()[0, 0])
+            step = self.window_start + first_bad // self.task.optimizer_order.count(index) + 1
+            value = float(losses[first_bad])
+            last = (
+                f"last good checkpoint: {self.checkpoint_dir / 'last.ckpt'} (step {self.last_saved['step']})"
+                if self.last_saved
+                else "no checkpoint was written before it"
+            )
+            if self.logger is not None:
+                self.logger.close()
+            raise TrainingDiverged(
+                f"train/{self.task.loss_names[index]} became {value} at step {step}; the run is stopped "
+                f"(try a smaller optimizer.lr or trainer.gradient_clip_val); {last}"
+            )
+
+    # ------------------------------------------------------------------ checkpoints and results
+    def _checkpoint_state(self, copy_tensors: bool = False) -> dict[str, Any]:
+        state = {
+            "model": self.task.state_dict(),
+            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
+            "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
+            "loop": asdict(self.state),
+            "epoch_generator": self.epoch_generator if self.state.batch_in_epoch else self.generator.get_state(),
+            "rng": rng_states(),
+            "config": self.config,
+        }
+        return copy.deepcopy(state) if copy_tensors else state
+
+    def _save_checkpoints(self) -> None:
+        state = self._checkpoint_state()
+        save_checkpoint(state, self.checkpoint_dir / "last.ckpt")
+        self.last_saved = state["loop"]
+        if self.best_checkpoint is not None and getattr(self, "best_dirty", True):
+            save_checkpoint(self.best_checkpoint, self.checkpoint_dir / "best.ckpt")
+            self.best_dirty = False
+        self.last_save_time = time.monotonic()
+
+    def _finish(self, metrics: dict[str, float]) -> dict[str, float]:
+        if self.progress_bar:
+            print(file=sys.stderr)
+        self.task.eval()
+        if "test" in self.data.splits:
+            test = self.task.evaluate(self.data.batches("test", self.eval_batch_size))
+            metrics.update({f"test/{name}": float(value) for name, value in test.items()})
+        self._save_checkpoints()
+        if self.logger is not None:
+            step = self.state.step
+            self.logger.log_scalars({k: v for k, v in metrics.items() if k.startswith("test/")}, step)
+            self.logger.log_visuals(self.task.visualize(self.data.splits), step)
+            self.logger.log_hparams(_flatten(self.config), {k: v for k, v in metrics.items() if "/" in k})
+            self.logger.close()
+        metrics["step"] = self.state.step
+        (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        return metrics
+
+
+def _parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", name, "CUDA is not available on this machine; use auto or cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.device", name, "MPS is not available on this machine; use auto or cpu")
+    return torch.device(name)
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -122,7 +122,8 @@ class Trainer:
         self.config = config or {}
         self.optimizers = task.configure_optimizers(make_optimizer)
         self.steps_per_epoch = steps_per_epoch = data.steps_per_epoch(batch_size)
-        planned_epochs = int(min(self.max_epochs, math.ceil(self.max_steps / steps_per_epoch)))
+        # What an epoch-based schedule spans: max_epochs, or the epochs that max_steps allows.
+        planned_epochs = self.max_epochs if self.max_epochs != math.inf else int(-(-self.max_steps // steps_per_epoch))
         self.schedulers = [build_scheduler(make_scheduler, opt, planned_epochs) for opt in self.optimizers] if make_scheduler else []
         self.check_every = (
             max(1, AUTO_CHECK_STEPS // steps_per_epoch) if self.val_every_n_epochs == "auto" else self.val_every_n_epochs
@@ -134,7 +135,9 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(self.seed)
         self.state = LoopState()
         self.best_checkpoint: dict[str, Any] | None = None
+        self.best_dirty = False  # best_checkpoint is newer than best.ckpt on disk
         self.last_saved: dict[str, Any] | None = None  # what last.ckpt on disk holds (step), for messages
+        self.epoch_generator = self.generator.get_state()
         self._check_model_fits_data()
         if ckpt_path is not None:
             self._resume(ckpt_path)
@@ -169,10 +172,12 @@ class Trainer:
         for scheduler, saved in zip(self.schedulers, checkpoint.get("schedulers", [])):
             scheduler.load_state_dict(saved)
         self.state = LoopState(**checkpoint["loop"])
-        self.generator.set_state(checkpoint["epoch_generator"])
+        self.epoch_generator = checkpoint["epoch_generator"]
+        self.generator.set_state(self.epoch_generator)
         restore_rng_states(checkpoint["rng"])
         best = Path(ckpt_path).with_name("best.ckpt")
         self.best_checkpoint = load_checkpoint(best) if best.is_file() else None
+        self.best_dirty = self.best_checkpoint is not None  # this run's folder gets its own copy
         print(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
 
     # ------------------------------------------------------------------ the loop
@@ -239,8 +244,9 @@ class Trainer:
         self._stop_if_diverged()
         values: dict[str, Tensor] = {}
         for index, losses in self.recorded.items():
-            values[f"train/step_{task.loss_names[index]}"] = torch.stack(losses).float().mean()
-            losses.clear()
+            if losses:  # empty right after resuming from a finished run
+                values[f"train/step_{task.loss_names[index]}"] = torch.stack(losses).float().mean()
+                losses.clear()
         self.window_start = state.step
         task.eval()
         for split in ("train", "val"):
@@ -318,7 +324,7 @@ class Trainer:
         state = self._checkpoint_state()
         save_checkpoint(state, self.checkpoint_dir / "last.ckpt")
         self.last_saved = state["loop"]
-        if self.best_checkpoint is not None and getattr(self, "best_dirty", True):
+        if self.best_dirty:
             save_checkpoint(self.best_checkpoint, self.checkpoint_dir / "best.ckpt")
             self.best_dirty = False
         self.last_save_time = time.monotonic()

@@ -1,0 +1,54 @@
+"""Every option of every config group composes, builds and trains a step."""
+
+import json
+
+import pytest
+
+from src import REPO_ROOT
+from tests.conftest import make_config, run_training
+
+GROUPS = ["data", "model", "activation", "optimizer", "scheduler", "trainer", "logger", "experiment", "debug"]
+ONE_STEP = ["trainer.max_steps=1", "trainer.max_epochs=null"]
+
+
+def options(group):
+    return sorted(path.stem for path in (REPO_ROOT / "conf" / group).glob("*.yaml"))
+
+
+CASES = [(group, option) for group in GROUPS for option in options(group)]
+
+
+@pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
+def test_option_composes_and_trains_one_step(tmp_path, csv_file, group, option):
+    overrides = [f"{group}={option}"]
+    if option == "csv":
+        rows = "\n".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}" for i in range(40))
+        path = csv_file("a,b,label\n" + rows + "\n")
+        overrides += [f"data.path={path}", "data.target=label"]
+    if group in ("experiment", "debug"):
+        overrides += ["trainer.max_steps=1", "trainer.max_epochs=1"]
+    else:
+        overrides += ONE_STEP
+    if group != "logger":
+        overrides.append("logger=none")
+    metrics = run_training(tmp_path / "run", *overrides)
+    assert metrics["step"] == 1
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert saved["step"] == 1 and "train/loss" in saved
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_group_options_reach_the_right_components(tmp_path):
+    config = make_config(tmp_path, "model=mlp", "optimizer=minibatch", "activation=leaky_relu", "model.hidden=[8,3]")
+    assert config.optimizer.batch_size == 64
+    assert config.model.activation.negative_slope == 0.001
+    assert list(config.model.hidden) == [8, 3]
+
+
+def test_default_job_is_the_notes_two_layer_network(tmp_path):
+    config = make_config(tmp_path)
+    assert config.data._target_.endswith("planar_flower") and config.data.val_fraction == 0
+    assert list(config.model.hidden) == [4] and config.model.activation._target_ == "torch.nn.Tanh"
+    assert config.model.init == "normal" and config.model.init_std == 0.01
+    assert config.optimizer._target_ == "torch.optim.SGD" and config.optimizer.lr == 1.2
+    assert config.optimizer.batch_size is None and config.trainer.max_steps == 10000

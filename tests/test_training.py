@@ -1,0 +1,122 @@
+"""The generic loop trains for real: accuracy reached, exact resume, same seed same numbers."""
+
+import json
+import re
+
+import pytest
+import torch
+
+from src.errors import UserError
+from src.training.checkpoint import load_checkpoint
+from tests.conftest import run_training
+
+QUIET = ["logger=none"]
+
+
+def test_default_planar_job_reaches_90_percent(tmp_path):
+    metrics = run_training(tmp_path, *QUIET)
+    assert metrics["step"] == 10_000
+    assert metrics["train/acc"] >= 0.90
+    # J from the notes' equation (6) falls well below its starting value log 2.
+    assert metrics["train/loss"] < 0.30
+
+
+def test_one_neuron_cannot_learn_the_flower(tmp_path):
+    metrics = run_training(tmp_path, "model=logreg", "trainer.max_steps=2000", *QUIET)
+    assert 0.40 < metrics["train/acc"] < 0.60
+
+
+def test_minibatch_mlp_learns_digits(tmp_path):
+    metrics = run_training(
+        tmp_path, "data=digits", "model=mlp", "activation=relu", "optimizer=adam", "trainer.max_epochs=10",
+        "trainer.max_steps=null", *QUIET,
+    )
+    assert metrics["val/acc"] > 0.93 and metrics["test/acc"] > 0.93
+
+
+def test_softmax_task_on_three_blobs(tmp_path):
+    metrics = run_training(tmp_path, "data=blobs", "model=mlp", "optimizer=adam", "trainer.max_steps=300", *QUIET)
+    assert metrics["test/acc"] > 0.85
+
+
+def test_regression_on_a_csv(tmp_path, csv_file):
+    rows = "\n".join(f"{x / 10},{2 * (x / 10) - 1}" for x in range(-30, 30))
+    path = csv_file("x,y\n" + rows + "\n")
+    metrics = run_training(
+        tmp_path, "data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "model=logreg",
+        "optimizer=gd", "optimizer.lr=0.5", "trainer.max_steps=300", *QUIET,
+    )
+    assert metrics["test/mse"] < 1e-4
+
+
+def test_a_tiny_batch_is_overfit(tmp_path):
+    metrics = run_training(
+        tmp_path, "debug=overfit", "data=digits", "data.limit_train_rows=32", "model=mlp", "optimizer=adam",
+        "optimizer.lr=0.01", "trainer.max_epochs=300", *QUIET,
+    )
+    assert metrics["train/loss"] < 1e-3 and metrics["train/acc"] == 1.0
+
+
+def test_same_seed_same_numbers(tmp_path):
+    args = ["data=moons", "model=mlp", "optimizer=minibatch", "model.dropout=0.2", "trainer.max_steps=200", *QUIET]
+    first = run_training(tmp_path / "a", *args)
+    second = run_training(tmp_path / "b", *args)
+    other = run_training(tmp_path / "c", *args, "trainer.seed=7")
+    assert first == second
+    assert first["train/loss"] != other["train/loss"]
+
+
+def weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+
+
+@pytest.mark.parametrize("optimizer", ["minibatch", "adam"])
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, optimizer):
+    args = [
+        "data=moons", "model=mlp", f"optimizer={optimizer}", "model.dropout=0.1", "scheduler=cosine",
+        "trainer.max_epochs=12", "trainer.max_steps=null", "trainer.val_every_n_epochs=1", *QUIET,
+    ]
+    whole = run_training(tmp_path / "whole", *args)
+    # Stop mid-epoch (4 batches per epoch on 240 training rows), then resume from last.ckpt.
+    run_training(tmp_path / "part", *args, "trainer.max_steps=18")
+    assert weights(tmp_path / "part")["loop"]["batch_in_epoch"] == 2
+    resumed = run_training(tmp_path / "rest", *args, f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}")
+    assert resumed["step"] == whole["step"] == 48
+    for name, value in weights(tmp_path / "whole")["model"].items():
+        assert torch.equal(value, weights(tmp_path / "rest")["model"][name]), name
+    assert {k: v for k, v in resumed.items() if k != "train/step_loss"} == {
+        k: v for k, v in whole.items() if k != "train/step_loss"
+    }
+
+
+def test_best_checkpoint_holds_the_best_monitored_model(tmp_path):
+    run_training(
+        tmp_path, "data=moons", "model=mlp", "optimizer=sgd", "optimizer.lr=0.5", "trainer.max_epochs=8",
+        "trainer.max_steps=null", *QUIET,
+    )
+    best = load_checkpoint(tmp_path / "checkpoints" / "best.ckpt")
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert best["loop"]["best_score"] == last["loop"]["best_score"]
+    assert best["loop"]["best_score"] <= json.loads((tmp_path / "metrics.json").read_text())["val/loss"]
+
+
+def test_early_stopping(tmp_path):
+    metrics = run_training(
+        tmp_path, "data=moons", "model=mlp", "optimizer=adam", "optimizer.lr=0.5", "trainer.max_epochs=500",
+        "trainer.max_steps=null", "trainer.patience=3", "trainer.monitor=val/acc", "trainer.mode=max", *QUIET,
+    )
+    assert metrics["epoch"] < 500
+
+
+def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    # The learning rate grows tenfold every epoch until the weights blow up.
+    with pytest.raises(UserError, match=r"train/loss became (?:nan|inf) at step (\d+).*last good checkpoint: .*last.ckpt \(step (\d+)\)") as error:
+        run_training(
+            tmp_path, "model=mlp", "activation=relu", "scheduler=exponential", "scheduler.gamma=10",
+            "trainer.val_every_n_epochs=1", "trainer.checkpoint_every_n_seconds=0", *QUIET,
+        )
+    bad_step, saved_step = map(int, re.search(r"at step (\d+).*\(step (\d+)\)", str(error.value)).groups())
+    assert 1 < saved_step < bad_step
+    last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert last["loop"]["step"] == saved_step
+    assert all(torch.isfinite(value).all() for value in last["model"].values())

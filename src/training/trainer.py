@@ -162,13 +162,15 @@ class Trainer:
 
     def _resume(self, ckpt_path: str) -> None:
         checkpoint = load_checkpoint(ckpt_path)
+        mismatch = _state_mismatch(self.task.state_dict(), checkpoint["model"])
+        if mismatch:
+            raise UserError(f"ckpt_path={ckpt_path}: does not match this model ({mismatch})")
+        self.task.load_state_dict(checkpoint["model"])
         try:
-            self.task.load_state_dict(checkpoint["model"])
             for optimizer, saved in zip(self.optimizers, checkpoint["optimizers"], strict=True):
                 optimizer.load_state_dict(saved)
-        except (RuntimeError, ValueError, KeyError) as error:
-            first_line = str(error).strip().splitlines()[0]
-            raise UserError(f"ckpt_path={ckpt_path}: does not match this model or optimizer ({first_line})") from None
+        except (ValueError, KeyError) as error:
+            raise UserError(f"ckpt_path={ckpt_path}: does not match this optimizer ({error})") from None
         for scheduler, saved in zip(self.schedulers, checkpoint.get("schedulers", [])):
             scheduler.load_state_dict(saved)
         self.state = LoopState(**checkpoint["loop"])
@@ -341,11 +343,23 @@ class Trainer:
             step = self.state.step
             self.logger.log_scalars({k: v for k, v in metrics.items() if k.startswith("test/")}, step)
             self.logger.log_visuals(self.task.visualize(self.data.splits), step)
-            self.logger.log_hparams(_flatten(self.config), {k: v for k, v in metrics.items() if "/" in k})
+            self.logger.log_hparams(_hparams(self.config), {k: v for k, v in metrics.items() if "/" in k})
             self.logger.close()
         metrics["step"] = self.state.step
         (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         return metrics
+
+
+def _state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """The first difference in names or shapes between two state dicts, in words ('' if none)."""
+    for name in expected.keys() - found.keys():
+        return f"{name} is missing from the checkpoint"
+    for name in found.keys() - expected.keys():
+        return f"the checkpoint has {name}, which this model lacks"
+    for name, tensor in expected.items():
+        if tensor.shape != found[name].shape:
+            return f"{name} has shape {tuple(found[name].shape)} in the checkpoint, {tuple(tensor.shape)} in this model"
+    return ""
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
@@ -366,11 +380,14 @@ def _resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def _flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+def _hparams(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The config flattened to ``optimizer.lr``-style keys, without paths, logger and Hydra's flags."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
+        if key == "_partial_" or (not prefix and key in ("paths", "logger")):
+            continue
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(_hparams(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

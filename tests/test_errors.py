@@ -1,0 +1,141 @@
+"""Bad input: one clear line naming the key or file, a non-zero exit, no traceback, nothing damaged."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from src import REPO_ROOT
+from src.errors import UserError
+from tests.conftest import run_training
+
+ONE_STEP = ["trainer.max_steps=1", "logger=none"]
+CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optimizer.lr=0"], r"^optimizer\.lr=0: must be a number > 0$"),
+        (["optimizer.lr=-1"], r"^optimizer\.lr=-1: must be a number > 0$"),
+        (["optimizer.lr=abc"], r"^optimizer\.lr='abc': must be a number > 0$"),
+        (["optimizer=minibatch", "optimizer.batch_size=0"], r"^optimizer\.batch_size=0: must be a positive integer"),
+        (["model=mlp", "model.hidden=[]"], r"^model\.hidden=\[\]: must be a non-empty list of positive integers"),
+        (["model=mlp", "model.hidden=[4,0]"], r"^model\.hidden=\[4, 0\]: must be a non-empty list"),
+        (["model.init=orthogonal"], r"^model\.init='orthogonal': allowed: default, normal, xavier, he$"),
+        (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
+        (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
+        (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),
+        (["trainer.precision=64"], r"^trainer\.precision=64: allowed: 32, bf16-mixed, 16-mixed$"),
+        (["data.val_fraction=0.6", "data.test_fraction=0.5"], r"^data\.val_fraction \+ data\.test_fraction=1\.1"),
+        (["data.val_fraction=1.5"], r"^data\.val_fraction=1\.5: must be a number in \[0, 1\)$"),
+        (["ckpt_path=/no/such/last.ckpt"], r"^ckpt_path='/no/such/last\.ckpt': no such checkpoint file$"),
+        (["trainer.monitor=val/f1"], r"^trainer\.monitor='val/f1': not a logged metric"),
+    ],
+)
+def test_bad_config_value(tmp_path, overrides, message):
+    with pytest.raises(UserError, match=message):
+        run_training(tmp_path, *ONE_STEP, *overrides)
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="CUDA is present")
+def test_cuda_requested_without_cuda(tmp_path):
+    with pytest.raises(UserError, match=r"^trainer\.device='cuda': CUDA is not available"):
+        run_training(tmp_path, *ONE_STEP, "trainer.device=cuda")
+
+
+@pytest.mark.parametrize(
+    ("text", "target", "message"),
+    [
+        ("", "label", r"data\.csv: the file is empty"),
+        ("a,b,label\n", "label", r"data\.csv: only a header, no data rows"),
+        ("a,b,label\n1,2,0\n3,4\n", "label", r"data\.csv line 3: 2 fields, but the header has 3"),
+        ("a,b,label\n1,2,0\n3,x,1\n", "label", r"data\.csv line 3, column 'b': 'x' is not a number"),
+        ("a,b,label\n1,2,0\n3,nan,1\n", "label", r"data\.csv line 3, column 'b': 'nan' is not a finite number"),
+        ("a,b,label\n1,inf,0\n3,4,1\n", "label", r"data\.csv line 2, column 'b': 'inf' is not a finite number"),
+        ("a,b,label\n1,2,0\n3,4,1\n", "y", r"^data\.target='y': no such column in .*data\.csv \(columns: a, b, label\)"),
+        ("a,b,label\n1,2,0\n3,4,0\n", "label", r"column 'label': holds a single class \('0'\)"),
+    ],
+    ids=["empty", "header-only", "ragged", "non-numeric", "nan", "inf", "no-target", "single-class"],
+)
+def test_bad_csv(tmp_path, csv_file, text, target, message):
+    path = csv_file(text)
+    with pytest.raises(UserError, match=message):
+        run_training(tmp_path / "run", *ONE_STEP, "data=csv", f"data.path={path}", f"data.target={target}")
+
+
+def test_missing_csv_file(tmp_path):
+    with pytest.raises(UserError, match=r"^data\.path='.*nope\.csv': file not found$"):
+        run_training(tmp_path, *ONE_STEP, "data=csv", f"data.path={tmp_path / 'nope.csv'}", "data.target=y")
+
+
+def test_checkpoint_of_another_shape_is_refused_and_left_intact(tmp_path):
+    run_training(tmp_path / "small", *ONE_STEP)
+    checkpoint = tmp_path / "small" / "checkpoints" / "last.ckpt"
+    before = checkpoint.read_bytes()
+    with pytest.raises(UserError, match=r"^ckpt_path=.*last\.ckpt: does not match this model \(model\.layers\.1\.weight has shape \(4, 2\) in the checkpoint, \(8, 2\) in this model\)$"):
+        run_training(tmp_path / "big", *ONE_STEP, "model.hidden=[8]", f"ckpt_path={checkpoint}")
+    assert checkpoint.read_bytes() == before
+
+
+def test_truncated_checkpoint_names_the_file(tmp_path):
+    run_training(tmp_path / "run", *ONE_STEP)
+    broken = tmp_path / "broken.ckpt"
+    broken.write_bytes((tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes()[:300])
+    with pytest.raises(UserError, match=r"broken\.ckpt: not a readable checkpoint \(truncated or corrupt"):
+        run_training(tmp_path / "again", *ONE_STEP, f"ckpt_path={broken}")
+
+
+def test_a_pickled_object_in_a_checkpoint_is_refused_and_never_run(tmp_path):
+    import torch
+
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))
+
+    evil = tmp_path / "evil.ckpt"
+    torch.save({"model": {}, "payload": Payload()}, evil)
+    with pytest.raises(UserError, match=r"evil\.ckpt: refused, it holds more than tensors and plain data"):
+        run_training(tmp_path / "run", *ONE_STEP, f"ckpt_path={evil}")
+    assert not marker.exists()
+
+
+CLI_CASES = {
+    "lr": (["optimizer.lr=-1"], "error: optimizer.lr=-1: must be a number > 0"),
+    "csv": (["data=csv", "data.path=/no/such.csv", "data.target=y"], "error: data.path='/no/such.csv': file not found"),
+    "ckpt": (["ckpt_path=/no/last.ckpt"], "error: ckpt_path='/no/last.ckpt': no such checkpoint file"),
+}
+
+
+def test_cli_prints_one_line_exits_non_zero_without_traceback(tmp_path):
+    env = {key: value for key, value in os.environ.items() if key != "HYDRA_FULL_ERROR"}
+    processes = {
+        name: subprocess.Popen(
+            [sys.executable, "-m", "src.train", *args, f"paths.log_dir={tmp_path}"],
+            cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        for name, (args, _) in CLI_CASES.items()
+    }
+    processes["unknown"] = subprocess.Popen(
+        [sys.executable, "-m", "src.train", "model=perceptron"],
+        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    for name, process in processes.items():
+        out, err = process.communicate(timeout=120)
+        assert process.returncode != 0, name
+        assert "Traceback" not in out + err, name
+        if name == "unknown":  # Hydra lists the valid options
+            assert "Could not find 'model/perceptron'" in err and "logreg" in err and "mlp" in err
+        else:
+            assert err.strip().splitlines() == [CLI_CASES[name][1]], name
+
+
+def test_hydra_full_error_shows_the_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "optimizer.lr=-1", f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, env={**os.environ, "HYDRA_FULL_ERROR": "1"}, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode != 0 and "Traceback" in result.stderr and "optimizer.lr=-1" in result.stderr

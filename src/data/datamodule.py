@@ -78,21 +78,22 @@ class DataModule:
         n = self.size("train")
         return 1 if batch_size is None or batch_size >= n else -(-n // batch_size)
 
-    def batches(
-        self, split: str, batch_size: int | None, generator: torch.Generator | None = None, skip: int = 0
-    ) -> Iterator[Batch]:
-        """Yield the split in batches; shuffled when a generator is given. ``skip`` resumes mid-epoch."""
+    def batches(self, split: str, batch_size: int | None, shuffle_seed: int | None = None, skip: int = 0) -> Iterator[Batch]:
+        """Yield the split in batches, shuffled when ``shuffle_seed`` is given; ``skip`` resumes mid-epoch.
+
+        The order depends on the seed alone, so a resumed epoch replays exactly.
+        """
         x, y = self.splits[split]
         n = len(y)
         if batch_size is None or batch_size >= n:
             if skip == 0:
                 yield x, y  # whole batch: the order does not change the gradient
             return
-        if generator is None:
+        if shuffle_seed is None:
             for start in range(skip * batch_size, n, batch_size):
                 yield x[start : start + batch_size], y[start : start + batch_size]
             return
-        order = torch.randperm(n, generator=generator).to(x.device, non_blocking=True)
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed)).to(x.device, non_blocking=True)
         for start in range(skip * batch_size, n, batch_size):
             index = order[start : start + batch_size]
             yield x[index], y[index]

@@ -13,7 +13,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 
 class TensorBoardLogger:
-    def __init__(self, log_dir: str | Path, histogram_every_n_epochs: int | None = 500, graph: bool = True) -> None:
+    def __init__(self, log_dir: str | Path, histogram_every_n_epochs: int | None = 2000, graph: bool = True) -> None:
         self.log_dir = Path(log_dir)
         self.histogram_every_n_epochs = histogram_every_n_epochs
         self.graph = graph
@@ -41,9 +41,10 @@ class TensorBoardLogger:
 
     def log_histograms(self, model: nn.Module, step: int) -> None:
         for name, parameter in model.named_parameters():
-            self.writer.add_histogram(f"weights/{name}", parameter.detach(), step)
+            # bins="auto": the default "tensorflow" bins cost ~2 ms per tensor, in Python
+            self.writer.add_histogram(f"weights/{name}", parameter.detach(), step, bins="auto")
             if parameter.grad is not None:
-                self.writer.add_histogram(f"gradients/{name}", parameter.grad.detach(), step)
+                self.writer.add_histogram(f"gradients/{name}", parameter.grad.detach(), step, bins="auto")
 
     def log_visuals(self, visuals: dict[str, Tensor | str], step: int) -> None:
         for tag, visual in visuals.items():

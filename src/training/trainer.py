@@ -8,7 +8,6 @@ the results. What a batch means lives in the task; this file never looks at the 
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import math
 import sys
@@ -29,7 +28,7 @@ from src.training.schedules import build_scheduler
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # With val_every_n_epochs=auto a check comes about every this many steps, and at least every epoch.
-AUTO_CHECK_STEPS = 50
+AUTO_CHECK_STEPS = 100
 
 
 class TrainingDiverged(UserError):
@@ -132,17 +131,15 @@ class Trainer:
         self.monitor_name = f"{split}/{task.monitor}" if self.monitor == "auto" else self.monitor
         self.monitor_mode = task.monitor_mode if self.mode == "auto" else self.mode
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "16-mixed" else None
-        self.generator = torch.Generator().manual_seed(self.seed)
         self.state = LoopState()
         self.best_checkpoint: dict[str, Any] | None = None
         self.best_dirty = False  # best_checkpoint is newer than best.ckpt on disk
         self.last_saved: dict[str, Any] | None = None  # what last.ckpt on disk holds (step), for messages
-        self.epoch_generator = self.generator.get_state()
         self._check_model_fits_data()
+        # The model's tensors, updated in place by the optimizers: copying them skips state_dict()'s module walk.
+        self.live_state = task.state_dict()
         if ckpt_path is not None:
             self._resume(ckpt_path)
-        if self.logger is not None and self.state.step == 0:
-            self.logger.log_graph(task.model, task.example_input(data.splits["train"]))
         anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
         with anomaly:
             metrics = self._train()
@@ -166,6 +163,8 @@ class Trainer:
         if mismatch:
             raise UserError(f"ckpt_path={ckpt_path}: does not match this model ({mismatch})")
         self.task.load_state_dict(checkpoint["model"])
+        if "optimizers" not in checkpoint:
+            raise UserError(f"ckpt_path={ckpt_path}: holds weights only (a best.ckpt); resume from last.ckpt")
         try:
             for optimizer, saved in zip(self.optimizers, checkpoint["optimizers"], strict=True):
                 optimizer.load_state_dict(saved)
@@ -174,8 +173,6 @@ class Trainer:
         for scheduler, saved in zip(self.schedulers, checkpoint.get("schedulers", [])):
             scheduler.load_state_dict(saved)
         self.state = LoopState(**checkpoint["loop"])
-        self.epoch_generator = checkpoint["epoch_generator"]
-        self.generator.set_state(self.epoch_generator)
         restore_rng_states(checkpoint["rng"])
         best = Path(ckpt_path).with_name("best.ckpt")
         self.best_checkpoint = load_checkpoint(best) if best.is_file() else None
@@ -190,19 +187,21 @@ class Trainer:
         self.recorded, self.window_start = recorded, state.step
         self.last_save_time = time.monotonic()
         clip = self.gradient_clip_val
+        autocast = PRECISIONS[self.precision]
         metrics: dict[str, float] = {}
         checked_at = -1
         task.train()
         while state.epoch < self.max_epochs and state.step < self.max_steps:
-            if state.batch_in_epoch == 0:
-                self.epoch_generator = self.generator.get_state()
-            else:  # resumed mid-epoch: replay this epoch's order, skip what was done
-                self.generator.set_state(self.epoch_generator)
-            for batch in self.data.batches("train", self.batch_size, self.generator, skip=state.batch_in_epoch):
+            # Each epoch's order comes from (seed, epoch): a resumed epoch replays it and skips what was done.
+            epoch_seed = self.seed * 1_000_003 + state.epoch
+            for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch):
                 for index in order:
                     optimizer = self.optimizers[index]
-                    with self._autocast():
+                    if autocast is None:
                         loss = task.training_step(batch, index)
+                    else:
+                        with torch.autocast(self.device.type, dtype=autocast):
+                            loss = task.training_step(batch, index)
                     optimizer.zero_grad(set_to_none=True)
                     if self.scaler is None:
                         loss.backward()
@@ -235,21 +234,18 @@ class Trainer:
             metrics, _ = self._check()
         return metrics
 
-    def _autocast(self):
-        dtype = PRECISIONS[self.precision]
-        return contextlib.nullcontext() if dtype is None else torch.autocast(self.device.type, dtype=dtype)
-
     # ------------------------------------------------------------------ every few epochs
     def _check(self) -> tuple[dict[str, float], bool]:
         """Metrics, logging, best model, early stopping, periodic checkpoint. Returns (metrics, stop)."""
         task, state = self.task, self.state
-        self._stop_if_diverged()
         values: dict[str, Tensor] = {}
+        windows: dict[str, tuple[int, Tensor]] = {}  # the step losses since the last check
         for index, losses in self.recorded.items():
             if losses:  # empty right after resuming from a finished run
-                values[f"train/step_{task.loss_names[index]}"] = torch.stack(losses).float().mean()
+                name = f"train/step_{task.loss_names[index]}"
+                windows[name] = index, torch.stack(losses).float()
+                values[name] = windows[name][1].mean()
                 losses.clear()
-        self.window_start = state.step
         task.eval()
         for split in ("train", "val"):
             if split in self.data.splits:
@@ -257,6 +253,10 @@ class Trainer:
                     values[f"{split}/{name}"] = value
         task.train()
         metrics = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one device sync
+        for name, (index, window) in windows.items():
+            if not math.isfinite(metrics[name]):  # a mean is finite only when every loss was
+                self._stop_diverged(index, window)
+        self.window_start = state.step
         metrics["train/lr"] = self.optimizers[0].param_groups[0]["lr"]
         metrics["epoch"] = state.epoch
         if self.logger is not None:
@@ -273,7 +273,7 @@ class Trainer:
         if state.best_score is None or sign * (state.best_score - score) > self.min_delta:
             state.best_score = score
             state.checks_without_improvement = 0
-            self.best_checkpoint = self._checkpoint_state(copy_tensors=True)
+            self.best_checkpoint = self._weights_snapshot()
             self.best_dirty = True
         else:
             state.checks_without_improvement += 1
@@ -287,40 +287,38 @@ class Trainer:
             print(f"\repoch {state.epoch} step {state.step} {shown}", end="", file=sys.stderr, flush=True)
         return metrics, stop
 
-    def _stop_if_diverged(self) -> None:
-        for index, losses in self.recorded.items():
-            if not losses:
-                continue
-            finite = torch.isfinite(torch.stack(losses))
-            if bool(finite.all()):
-                continue
-            first_bad = int((~finite).nonzero()[0, 0])
-            step = self.window_start + first_bad // self.task.optimizer_order.count(index) + 1
-            value = float(losses[first_bad])
-            last = (
-                f"last good checkpoint: {self.checkpoint_dir / 'last.ckpt'} (step {self.last_saved['step']})"
-                if self.last_saved
-                else "no checkpoint was written before it"
-            )
-            if self.logger is not None:
-                self.logger.close()
-            raise TrainingDiverged(
-                f"train/{self.task.loss_names[index]} became {value} at step {step}; the run is stopped "
-                f"(try a smaller optimizer.lr or trainer.gradient_clip_val); {last}"
-            )
+    def _stop_diverged(self, index: int, window: Tensor) -> None:
+        """Name the first step whose loss was NaN or infinite, and the last checkpoint that is still good."""
+        first_bad = int((~torch.isfinite(window)).nonzero()[0, 0])
+        step = self.window_start + first_bad // self.task.optimizer_order.count(index) + 1
+        last = (
+            f"last good checkpoint: {self.checkpoint_dir / 'last.ckpt'} (step {self.last_saved['step']})"
+            if self.last_saved
+            else "no checkpoint was written before it"
+        )
+        if self.logger is not None:
+            self.logger.close()
+        raise TrainingDiverged(
+            f"train/{self.task.loss_names[index]} became {float(window[first_bad])} at step {step}; the run is "
+            f"stopped (try a smaller optimizer.lr or trainer.gradient_clip_val); {last}"
+        )
 
     # ------------------------------------------------------------------ checkpoints and results
-    def _checkpoint_state(self, copy_tensors: bool = False) -> dict[str, Any]:
-        state = {
+    def _weights_snapshot(self) -> dict[str, Any]:
+        """best.ckpt: the model as it is now, for evaluation and prediction (resume uses last.ckpt)."""
+        model = {name: tensor.clone() for name, tensor in self.live_state.items()}
+        return {"model": model, "loop": asdict(self.state), "config": self.config}
+
+    def _checkpoint_state(self) -> dict[str, Any]:
+        """Everything a resume needs."""
+        return {
             "model": self.task.state_dict(),
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             "loop": asdict(self.state),
-            "epoch_generator": self.epoch_generator if self.state.batch_in_epoch else self.generator.get_state(),
             "rng": rng_states(),
             "config": self.config,
         }
-        return copy.deepcopy(state) if copy_tensors else state
 
     def _save_checkpoints(self) -> None:
         state = self._checkpoint_state()
@@ -342,6 +340,8 @@ class Trainer:
         if self.logger is not None:
             step = self.state.step
             self.logger.log_scalars({k: v for k, v in metrics.items() if k.startswith("test/")}, step)
+            self.logger.log_histograms(self.task.model, step)
+            self.logger.log_graph(self.task.model, self.task.example_input(self.data.splits["train"]))
             self.logger.log_visuals(self.task.visualize(self.data.splits), step)
             self.logger.log_hparams(_hparams(self.config), {k: v for k, v in metrics.items() if "/" in k})
             self.logger.close()

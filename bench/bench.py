@@ -1,0 +1,125 @@
+"""Time the framework against a plain PyTorch loop written here (same model, data, seed, batch order).
+
+    .venv/bin/python bench/bench.py [--repeats 3]
+
+Prints, per job, the best of N interleaved repeats and the ratio framework / plain loop, and the
+wall time of `python -m src.train trainer.max_steps=1` against a process that only imports torch and
+builds an optimizer. Not a test: these machines are noisy, so read the ratios, not the seconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from hydra import compose, initialize_config_dir  # noqa: E402
+
+from src import REPO_ROOT  # noqa: E402
+from src.build import build_data, build_task  # noqa: E402
+from src.train import train  # noqa: E402
+
+JOBS = {
+    "planar GD, 10,000 whole-batch steps (default job)": [],
+    "digits MLP 64-128-10 relu, batch 64, 50 epochs": [
+        "data=digits", "model=mlp", "model.hidden=[128]", "activation=relu", "optimizer=minibatch",
+        "trainer.max_epochs=50", "trainer.max_steps=null",
+    ],
+}
+
+
+def config(overrides: list[str], out: Path):
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        return compose("train", overrides=[f"paths.output_dir={out}", *overrides])
+
+
+def run_framework(overrides: list[str]) -> tuple[float, float]:
+    with tempfile.TemporaryDirectory() as out:
+        cfg = config(overrides, Path(out))
+        start = time.perf_counter()
+        metrics = train(cfg)
+        return time.perf_counter() - start, metrics["train/loss"]
+
+
+def run_plain(overrides: list[str]) -> tuple[float, float]:
+    """The loop a PyTorch user writes by hand, on the framework's own data tensors and model class."""
+    with tempfile.TemporaryDirectory() as out:
+        cfg = config(overrides, Path(out))
+    start = time.perf_counter()
+    torch.manual_seed(cfg.trainer.seed)
+    data = build_data(cfg.data)
+    model = build_task(cfg, data).model  # the same module the framework builds, same init
+    x, y = data.splits["train"]
+    loss_fn = F.binary_cross_entropy_with_logits if data.num_classes == 2 else F.cross_entropy
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr)
+    batch_size = cfg.optimizer.batch_size
+    steps = 0
+    epochs = cfg.trainer.max_epochs or 10**9
+    max_steps = cfg.trainer.max_steps or 10**12
+    for epoch in range(epochs):
+        if batch_size is None:
+            batches = [(x, y)]
+        else:
+            seed = cfg.trainer.seed * 1_000_003 + epoch  # the framework's batch order
+            order = torch.randperm(len(y), generator=torch.Generator().manual_seed(seed))
+            batches = ((x[order[i : i + batch_size]], y[order[i : i + batch_size]]) for i in range(0, len(y), batch_size))
+        for xb, yb in batches:
+            out = model(xb)
+            loss = loss_fn(out.squeeze(-1) if data.num_classes == 2 else out, yb)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps += 1
+            if steps >= max_steps:
+                break
+        if steps >= max_steps:
+            break
+    with torch.no_grad():
+        out = model(x)
+        final = loss_fn(out.squeeze(-1) if data.num_classes == 2 else out, y).item()
+    return time.perf_counter() - start, final
+
+
+def process_seconds(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, cwd=REPO_ROOT, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    repeats = parser.parse_args().repeats
+    torch.set_num_threads(1)  # tiny tensors: threads only add noise
+    print(f"torch {torch.__version__}, best of {repeats} interleaved repeats, CPU")
+    print(f"{'job':52} {'plain s':>8} {'framework s':>12} {'no logger s':>12} {'ratio':>6} {'ratio, no logger':>17}")
+    for name, overrides in JOBS.items():
+        plain, framework, quiet = [], [], []
+        for _ in range(repeats):
+            seconds, plain_loss = run_plain(overrides)
+            plain.append(seconds)
+            seconds, framework_loss = run_framework(overrides)
+            framework.append(seconds)
+            quiet.append(run_framework([*overrides, "logger=none"])[0])
+        assert abs(plain_loss - framework_loss) < 1e-4, (plain_loss, framework_loss)  # the same work was done
+        p, f, q = min(plain), min(framework), min(quiet)
+        print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f}")
+
+    baseline = [sys.executable, "-c", "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1)"]
+    with tempfile.TemporaryDirectory() as out:
+        ours = [sys.executable, "-m", "src.train", "trainer.max_steps=1", f"paths.log_dir={out}"]
+        base_s = min(process_seconds(baseline) for _ in range(repeats))
+        ours_s = min(process_seconds(ours) for _ in range(repeats))
+    print(f"process: `python -m src.train trainer.max_steps=1` {ours_s:.2f} s; "
+          f"`import torch` + an optimizer alone {base_s:.2f} s; difference {ours_s - base_s:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

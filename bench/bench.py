@@ -23,7 +23,7 @@ import torch.nn.functional as F  # noqa: E402
 from hydra import compose, initialize_config_dir  # noqa: E402
 
 from src import REPO_ROOT  # noqa: E402
-from src.build import build_data, build_task  # noqa: E402
+from src.build import build_data, build_optimizer, build_task  # noqa: E402
 from src.train import train  # noqa: E402
 
 JOBS = {
@@ -32,6 +32,7 @@ JOBS = {
         "data=digits", "model=mlp", "model.hidden=[128]", "activation=relu", "optimizer=minibatch",
         "trainer.max_epochs=50", "trainer.max_steps=null",
     ],
+    "digits CNN (experiment=cnn_digits), Adam, 40 epochs": ["experiment=cnn_digits"],
 }
 
 
@@ -58,10 +59,13 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
     model = build_task(cfg, data).model  # the same module the framework builds, same init
     x, y = data.splits["train"]
     loss_fn = F.binary_cross_entropy_with_logits if data.num_classes == 2 else F.cross_entropy
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.optimizer.lr)
-    batch_size = cfg.optimizer.batch_size
-    steps = 0
+    make_optimizer, batch_size = build_optimizer(cfg.optimizer)  # e.g. torch.optim.SGD with the config's lr
+    optimizer = make_optimizer(model.parameters())
     epochs = cfg.trainer.max_epochs or 10**9
+    cosine = cfg.get("scheduler") and cfg.scheduler._target_.endswith("CosineAnnealingLR")
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine else None
+    model.train()
+    steps = 0
     max_steps = cfg.trainer.max_steps or 10**12
     for epoch in range(epochs):
         if batch_size is None:
@@ -79,8 +83,11 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
             steps += 1
             if steps >= max_steps:
                 break
+        if scheduler is not None:
+            scheduler.step()
         if steps >= max_steps:
             break
+    model.eval()
     with torch.no_grad():
         out = model(x)
         final = loss_fn(out.squeeze(-1) if data.num_classes == 2 else out, y).item()

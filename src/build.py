@@ -13,11 +13,13 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.errors import ConfigError, UserError
+from src.tasks.adversarial import Adversarial
 from src.tasks.classification import BinaryClassification, MulticlassClassification
+from src.tasks.forecast import Forecast
 from src.tasks.regression import Regression
 from src.tasks.task import OptimizerFactory, Task
 
-SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "limit_train_rows")
+SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows")
 
 
 def build(config: DictConfig | dict, **kwargs: Any) -> Any:
@@ -48,14 +50,47 @@ def build_data(config: DictConfig) -> DataModule:
 
 
 def build_task(config: DictConfig, data: DataModule) -> Task:
-    """The task follows from the data: regression, binary (sigmoid) or multi-class (softmax)."""
-    if data.task == "regression":
-        return Regression(build(config.model, input_shape=data.input_shape, output_size=1))
-    output_size = 1 if data.num_classes == 2 else data.num_classes
-    model = build(config.model, input_shape=data.input_shape, output_size=output_size)
+    """``task: auto`` follows the data: regression, binary (sigmoid) or multi-class (softmax)."""
+    kind = config.get("task", "auto")
+    if kind == "auto":
+        kind = "regression" if data.task == "regression" else "classification"
+    if kind not in TASKS:
+        raise ConfigError("task", kind, f"allowed: auto, {', '.join(TASKS)}")
+    return TASKS[kind](config, data)
+
+
+def _classification(config: DictConfig, data: DataModule) -> Task:
+    if data.task != "classification":
+        raise ConfigError("task", "classification", f"data {data.name} holds real-valued targets: use task=regression")
     if data.num_classes == 2:
-        return BinaryClassification(model, data.class_names)
+        return BinaryClassification(build(config.model, input_shape=data.input_shape, output_size=1), data.class_names)
+    model = build(config.model, input_shape=data.input_shape, output_size=data.num_classes)
     return MulticlassClassification(model, data.num_classes, data.class_names)
+
+
+def _regression(config: DictConfig, data: DataModule) -> Task:
+    return Regression(build(config.model, input_shape=data.input_shape, output_size=1))
+
+
+def _forecast(config: DictConfig, data: DataModule) -> Task:
+    return Forecast(build(config.model, input_shape=data.input_shape, output_size=1))
+
+
+def _adversarial(config: DictConfig, data: DataModule) -> Task:
+    model = build(config.model, input_shape=data.input_shape, output_size=1)
+    if not hasattr(model, "generator") or not hasattr(model, "discriminator"):
+        raise ConfigError("task", "adversarial", "needs a model with a generator and a discriminator (model=gan)")
+    return Adversarial(
+        model, model.discriminator_steps, model.generator_steps, modes=data.info.get("modes"), mode_std=data.info.get("mode_std")
+    )
+
+
+TASKS: dict[str, Callable[[DictConfig, DataModule], Task]] = {
+    "classification": _classification,
+    "regression": _regression,
+    "forecast": _forecast,
+    "adversarial": _adversarial,
+}
 
 
 def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:

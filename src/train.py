@@ -21,7 +21,8 @@ def train(config: DictConfig) -> dict[str, float]:
     task = build_task(config, data)
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
-    logger = build(config.logger, log_dir=run_dir) if config.get("logger") else None
+    # logger=none leaves no _target_, even when an experiment tunes logger keys on top of it
+    logger = build(config.logger, log_dir=run_dir) if "_target_" in (config.get("logger") or {}) else None
     trainer = build(config.trainer, run_dir=run_dir, logger=logger)
     return trainer.fit(
         task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), plain_config(config)

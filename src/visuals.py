@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -61,3 +62,53 @@ def decision_boundary_image(
             c = (cols + dc).clamp(0, size - 1)
             image[:, r, c] = colors.T
     return image.clamp(0, 1)
+
+
+def image_grid(images: Tensor, columns: int = 8, scale: int = 4, pad: int = 1) -> Tensor:
+    """(N, C, H, W) images, each stretched to [0, 1] on its own, in a grid; enlarged ``scale`` times."""
+    images = images.detach().float().cpu()
+    if images.shape[1] == 1:
+        images = images.expand(-1, 3, -1, -1)
+    low = images.amin(dim=(1, 2, 3), keepdim=True)
+    high = images.amax(dim=(1, 2, 3), keepdim=True)
+    images = (images - low) / (high - low).clamp(min=1e-8)
+    images = images.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
+    n, c, h, w = images.shape
+    rows = -(-n // columns)
+    canvas = torch.ones(c, rows * (h + pad) + pad, columns * (w + pad) + pad)
+    for i, image in enumerate(images):
+        r, k = divmod(i, columns)
+        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = image
+    return canvas
+
+
+def line_plot(series: list[Tensor], width: int = 600, height: int = 200) -> Tensor:
+    """Series of equal length drawn as connected lines (colors in palette order) on a white canvas."""
+    values = torch.stack([s.detach().float().cpu() for s in series])
+    low, high = float(values.min()), float(values.max())
+    span = max(high - low, 1e-8)
+    canvas = torch.ones(3, height, width)
+    columns = np.linspace(0, width - 1, values.shape[1])
+    for index, line in enumerate(values):
+        rows = np.interp(np.arange(width), columns, ((high - line) / span * (height - 5) + 2).numpy()).round().astype(int)
+        color = _PALETTE[index % len(_PALETTE)][:, None]
+        for col in range(width):  # a vertical run from the previous column's row keeps the line unbroken
+            top, bottom = sorted((rows[col], rows[max(col - 1, 0)]))
+            canvas[:, top : bottom + 2, col] = color
+    return canvas
+
+
+def scatter(groups: list[Tensor], low: Tensor | None = None, high: Tensor | None = None, size: int = 300) -> Tensor:
+    """2-D point clouds (colors in palette order, later groups on top) on a white canvas."""
+    every = torch.cat([g.detach().float().cpu() for g in groups])
+    low = every.min(0).values - 0.3 if low is None else low
+    high = every.max(0).values + 0.3 if high is None else high
+    canvas = torch.ones(3, size, size)
+    for index, points in enumerate(groups):
+        points = points.detach().float().cpu()
+        inside = ((points >= low) & (points <= high)).all(1)
+        points = points[inside]
+        cols = ((points[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long()
+        rows = ((high[1] - points[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long()
+        canvas[:, rows, cols] = _PALETTE[index % len(_PALETTE)][:, None]
+    return canvas

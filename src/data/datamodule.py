@@ -17,6 +17,8 @@ Batch = tuple[Tensor, Tensor]
 class DataModule:
     """Deterministic stratified train/val/test split; standardization fitted on train only.
 
+    ``split_shuffle=False`` keeps time order: train, then val, then test (for forecasting).
+
     Batches are drawn by index from tensors already on the device, with a fresh permutation per
     epoch: no per-sample DataLoader, no copies per step.
     """
@@ -28,6 +30,7 @@ class DataModule:
         test_fraction: float = 0.0,
         standardize: bool = False,
         split_seed: int = 0,
+        split_shuffle: bool = True,
         limit_train_rows: int | None = None,
     ) -> None:
         for key, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
@@ -44,8 +47,9 @@ class DataModule:
         self.class_names = dataset.class_names
         self.num_classes = int(dataset.targets.max()) + 1 if dataset.task == "classification" else 0
         self.input_shape = tuple(dataset.features.shape[1:])
+        self.info = dataset.info
 
-        parts = _split(dataset, val_fraction, test_fraction, split_seed)
+        parts = _split(dataset, val_fraction, test_fraction, split_seed, split_shuffle)
         if limit_train_rows is not None:
             if isinstance(limit_train_rows, bool) or not isinstance(limit_train_rows, int) or limit_train_rows < 1:
                 raise ConfigError("data.limit_train_rows", limit_train_rows, "must be a positive integer or null")
@@ -99,18 +103,20 @@ class DataModule:
             yield x[index], y[index]
 
 
-def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: int) -> dict[str, tuple]:
+def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: int, shuffle: bool) -> dict[str, tuple]:
     x, y = dataset.features, dataset.targets
     parts = {"train": (x, y)}
     if val_fraction == 0 and test_fraction == 0:
         return parts
     from sklearn.model_selection import train_test_split  # ~1 s to import: only when a split is asked
 
-    stratify = dataset.task == "classification"
+    stratify = dataset.task == "classification" and shuffle
 
     def cut(x, y, fraction):
         try:
-            return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None)
+            return train_test_split(
+                x, y, test_size=fraction, random_state=seed, shuffle=shuffle, stratify=y if stratify else None
+            )
         except ValueError as error:
             raise UserError(f"data {dataset.name}: cannot split {len(y)} rows that way ({error})") from None
 

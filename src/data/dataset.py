@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -19,3 +20,5 @@ class Dataset:
     task: str = "classification"
     name: str = "data"
     class_names: list[str] | None = None
+    #: What a task may need beyond the rows: a GAN's mode centres, a forecaster's window length, ...
+    info: dict[str, Any] = field(default_factory=dict)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from src.data.dataset import Dataset
+from src.errors import ConfigError
 
 
 def moons(n_samples: int = 400, noise: float = 0.2, seed: int = 3) -> Dataset:
@@ -40,10 +41,19 @@ def breast_cancer() -> Dataset:
     return Dataset(bunch.data, bunch.target, "classification", "breast_cancer", list(bunch.target_names))
 
 
-def digits(as_images: bool = False) -> Dataset:
-    """1,797 8x8 grey-level digits (0..16); flat 64 features, or 1x8x8 images."""
+DIGIT_LAYOUTS = ("flat", "image", "sequence")
+
+
+def digits(layout: str = "flat", unit_range: bool = False) -> Dataset:
+    """1,797 8x8 grey-level digits (0..16): 64 features, 1x8x8 images, or 8 rows of 8 pixels.
+
+    ``unit_range`` maps the pixels to [-1, 1], the range of a tanh generator.
+    """
     from sklearn.datasets import load_digits
 
+    if layout not in DIGIT_LAYOUTS:
+        raise ConfigError("data.layout", layout, f"allowed: {', '.join(DIGIT_LAYOUTS)}")
     bunch = load_digits()
-    features = bunch.images[:, None, :, :] if as_images else bunch.data
+    images = bunch.images / 8.0 - 1.0 if unit_range else bunch.images
+    features = {"flat": images.reshape(len(images), 64), "image": images[:, None], "sequence": images}[layout]
     return Dataset(features, bunch.target, "classification", "digits", [str(d) for d in range(10)])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from src import visuals
 from src.tasks.task import Batch, Task, Visual
@@ -84,4 +84,15 @@ def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) ->
     x_train, y_train = splits["train"]
     if x_train.dim() == 2 and x_train.shape[1] == 2:
         out["train/decision_boundary"] = visuals.decision_boundary_image(task.probabilities, x_train, y_train.long())
+    if x.dim() == 4:  # images
+        predicted = task.predict(x)
+        wrong = (predicted != y.long()).nonzero().flatten()[:32]
+        if len(wrong):
+            out[f"{split}/misclassified"] = visuals.image_grid(x[wrong], columns=8, scale=6)
+            labels = ", ".join(f"{task.class_names[int(y[i])]}→{task.class_names[int(predicted[i])]}" for i in wrong)
+            out[f"{split}/misclassified_labels"] = f"actual→predicted, in grid order: {labels}"
+        first_conv = next((m for m in task.model.modules() if isinstance(m, nn.Conv2d)), None)
+        if first_conv is not None:
+            filters = first_conv.weight.detach()
+            out["model/first_layer_filters"] = visuals.image_grid(filters.mean(1, keepdim=True), columns=8, scale=8)
     return out

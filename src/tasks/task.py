@@ -27,6 +27,8 @@ class Task(nn.Module):
     #: The metric to monitor by default for best checkpoints and early stopping.
     monitor: str = "loss"
     monitor_mode: str = "min"
+    #: The splits whose metrics each check computes (those the data has; the training split if none).
+    evaluated_splits: tuple[str, ...] = ("train", "val")
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()

@@ -13,9 +13,16 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 
 class TensorBoardLogger:
-    def __init__(self, log_dir: str | Path, histogram_every_n_epochs: int | None = 2000, graph: bool = True) -> None:
+    def __init__(
+        self,
+        log_dir: str | Path,
+        histogram_every_n_epochs: int | None = 2000,
+        figures_every_n_epochs: int | None = 2000,
+        graph: bool = True,
+    ) -> None:
         self.log_dir = Path(log_dir)
         self.histogram_every_n_epochs = histogram_every_n_epochs
+        self.figures_every_n_epochs = figures_every_n_epochs
         self.graph = graph
         self._writer: SummaryWriter | None = None
 

@@ -127,7 +127,8 @@ class Trainer:
         self.check_every = (
             max(1, AUTO_CHECK_STEPS // steps_per_epoch) if self.val_every_n_epochs == "auto" else self.val_every_n_epochs
         )
-        split = "val" if "val" in data.splits else "train"
+        self.evaluated_splits = [split for split in task.evaluated_splits if split in data.splits] or ["train"]
+        split = self.evaluated_splits[-1]  # val when there is one
         self.monitor_name = f"{split}/{task.monitor}" if self.monitor == "auto" else self.monitor
         self.monitor_mode = task.monitor_mode if self.mode == "auto" else self.mode
         self.scaler = torch.amp.GradScaler("cuda") if self.precision == "16-mixed" else None
@@ -147,6 +148,7 @@ class Trainer:
 
     def _check_model_fits_data(self) -> None:
         x, y = self.data.splits["train"]
+        self.task.eval()  # no dropout draws, no batch-norm statistics: this try-out leaves no trace
         try:
             with torch.no_grad():
                 self.task.evaluation_step((x[:2], y[:2]))
@@ -247,10 +249,9 @@ class Trainer:
                 values[name] = windows[name][1].mean()
                 losses.clear()
         task.eval()
-        for split in ("train", "val"):
-            if split in self.data.splits:
-                for name, value in task.evaluate(self.data.batches(split, self.eval_batch_size)).items():
-                    values[f"{split}/{name}"] = value
+        for split in self.evaluated_splits:
+            for name, value in task.evaluate(self.data.batches(split, self.eval_batch_size)).items():
+                values[f"{split}/{name}"] = value
         task.train()
         metrics = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one device sync
         for name, (index, window) in windows.items():
@@ -261,9 +262,12 @@ class Trainer:
         metrics["epoch"] = state.epoch
         if self.logger is not None:
             self.logger.log_scalars(metrics, state.step)
-            every = self.logger.histogram_every_n_epochs
-            if every and state.epoch // every > (state.epoch - self.check_every) // every:
+            if self._due(self.logger.histogram_every_n_epochs):
                 self.logger.log_histograms(task.model, state.step)
+            if self._due(self.logger.figures_every_n_epochs):
+                task.eval()
+                self.logger.log_visuals(task.visualize(self.data.splits), state.step)
+                task.train()
 
         if self.monitor_name not in metrics:
             raise ConfigError("trainer.monitor", self.monitor_name, f"not a logged metric; these are: {', '.join(metrics)}")
@@ -286,6 +290,11 @@ class Trainer:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(("train/loss", "train/acc", "val/")))
             print(f"\repoch {state.epoch} step {state.step} {shown}", end="", file=sys.stderr, flush=True)
         return metrics, stop
+
+    def _due(self, every: int | None) -> bool:
+        """Whether a multiple of ``every`` epochs was passed since the previous check."""
+        epoch = self.state.epoch
+        return bool(every) and epoch // every > (epoch - self.check_every) // every
 
     def _stop_diverged(self, index: int, window: Tensor) -> None:
         """Name the first step whose loss was NaN or infinite, and the last checkpoint that is still good."""

@@ -1,0 +1,72 @@
+"""A small convolutional network: [conv → (batch norm) → activation → pool] blocks, then an MLP head."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+from src.errors import ConfigError
+from src.models.init import initialize
+
+
+class CNN(nn.Module):
+    """Works on any C×H×W input; the flattened size is measured, never typed."""
+
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_size: int,
+        activation: Callable[[], nn.Module],
+        channels: list[int] = (16, 32),
+        kernel_size: int | list[int] = 3,
+        padding: int | str = "same",
+        pool: int = 2,
+        batch_norm: bool = True,
+        dropout: float = 0.0,
+        hidden: list[int] = (64,),
+        init: str = "default",
+        init_std: float = 0.01,
+    ) -> None:
+        super().__init__()
+        if len(input_shape) != 3:
+            raise ConfigError(
+                "model", "cnn", f"needs image data shaped C×H×W; these inputs are shaped {tuple(input_shape)} "
+                "(for the digits: data.layout=image)"
+            )
+        channels = list(channels)
+        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
+            raise ConfigError("model.channels", channels, "must be a non-empty list of positive integers")
+        if not 0 <= dropout < 1:
+            raise ConfigError("model.dropout", dropout, "must be in [0, 1)")
+        kernels = [kernel_size] * len(channels) if isinstance(kernel_size, int) else list(kernel_size)
+        if len(kernels) != len(channels):
+            raise ConfigError("model.kernel_size", kernels, f"give one size, or one per layer ({len(channels)})")
+        blocks: list[nn.Module] = []
+        width = input_shape[0]
+        for size, kernel in zip(channels, kernels):
+            blocks.append(nn.Conv2d(width, size, kernel, padding=padding, bias=not batch_norm))
+            if batch_norm:
+                blocks.append(nn.BatchNorm2d(size))
+            blocks.append(activation())
+            if pool > 1:
+                blocks.append(nn.MaxPool2d(pool, ceil_mode=True))  # ceil: odd sizes keep their last row
+            width = size
+        self.features = nn.Sequential(*blocks)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, *input_shape)).numel()
+        head: list[nn.Module] = [nn.Flatten()]
+        if dropout > 0:
+            head.append(nn.Dropout(dropout))
+        for size in hidden:
+            head += [nn.Linear(flat, size), activation()]
+            if dropout > 0:
+                head.append(nn.Dropout(dropout))
+            flat = size
+        head.append(nn.Linear(flat, output_size))
+        self.classifier = nn.Sequential(*head)
+        initialize(self, init, init_std)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.features(x))

@@ -1,0 +1,51 @@
+"""A recurrent network over (N, T, F) sequences; the output is read from the last state.
+
+Every data set here has sequences of one length per data set, so batches need no packing or
+masking; a data set of ragged sequences would pad them and pass lengths to
+``nn.utils.rnn.pack_padded_sequence``.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from src.errors import ConfigError
+
+CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class RNN(nn.Module):
+    def __init__(
+        self,
+        input_shape: tuple[int, ...],
+        output_size: int,
+        cell: str = "lstm",
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        dropout: float = 0.0,
+        nonlinearity: str = "tanh",
+    ) -> None:
+        super().__init__()
+        if cell not in CELLS:
+            raise ConfigError("model.cell", cell, f"allowed: {', '.join(CELLS)}")
+        if len(input_shape) != 2:
+            raise ConfigError(
+                "model", "rnn", f"needs sequences shaped T×F; these inputs are shaped {tuple(input_shape)} "
+                "(for the digits: data.layout=sequence)"
+            )
+        if not isinstance(hidden_size, int) or hidden_size < 1:
+            raise ConfigError("model.hidden_size", hidden_size, "must be a positive integer")
+        extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
+        self.rnn = CELLS[cell](
+            input_shape[1], hidden_size, num_layers=num_layers, batch_first=True,
+            bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0, **extra,
+        )
+        self.directions = 2 if bidirectional else 1
+        self.head = nn.Linear(hidden_size * self.directions, output_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        _, state = self.rnn(x)
+        hidden = state[0] if isinstance(state, tuple) else state  # LSTM: (h, c)
+        last_layer = hidden[-self.directions :]  # (directions, N, H): forward end, backward start
+        return self.head(last_layer.transpose(0, 1).flatten(1))

@@ -1,0 +1,107 @@
+"""A GAN: the discriminator and the generator take turns, with the non-saturating generator loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from src import visuals
+from src.errors import ConfigError
+from src.tasks.task import Batch, OptimizerFactory, Task, Visual
+
+DISCRIMINATOR, GENERATOR = 0, 1
+
+
+def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict[str, Tensor]:
+    """``high_quality``: fraction of samples within 3 std of their nearest mode.
+    ``modes_covered``: modes nearest to at least one high-quality sample."""
+    distances = torch.cdist(samples.float(), modes.float())
+    nearest, index = distances.min(dim=1)
+    good = nearest <= 3 * std
+    covered = torch.zeros(len(modes), dtype=torch.bool, device=samples.device)
+    covered[index[good]] = True
+    return {"modes_covered": covered.sum().float(), "high_quality": good.float().mean()}
+
+
+class Adversarial(Task):
+    loss_names = ("d_loss", "g_loss")
+    evaluated_splits = ("val",)
+
+    def __init__(
+        self,
+        model,
+        discriminator_steps: int = 1,
+        generator_steps: int = 1,
+        eval_samples: int = 2500,
+        modes=None,
+        mode_std: float | None = None,
+    ) -> None:
+        super().__init__(model)
+        for key, value in (("model.discriminator_steps", discriminator_steps), ("model.generator_steps", generator_steps)):
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(key, value, "must be a positive integer")
+        self.optimizer_order = (DISCRIMINATOR,) * discriminator_steps + (GENERATOR,) * generator_steps
+        self.eval_samples = eval_samples
+        self.register_buffer("modes", None if modes is None else torch.as_tensor(modes, dtype=torch.float32), persistent=False)
+        self.mode_std = mode_std
+        self.monitor, self.monitor_mode = ("high_quality", "max") if modes is not None else ("g_loss", "min")
+
+    def configure_optimizers(self, make_optimizer: OptimizerFactory) -> list[torch.optim.Optimizer]:
+        return [make_optimizer(self.model.discriminator.parameters()), make_optimizer(self.model.generator.parameters())]
+
+    def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        device = next(self.model.parameters()).device
+        return torch.randn(n, self.model.latent_dim, device=device, generator=generator)
+
+    def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
+        real = batch[0]
+        fake = self.model.generator(self.latent(len(real)))
+        if optimizer_index == GENERATOR:  # non-saturating: maximize log D(G(z))
+            score = self.model.discriminator(fake)
+            return F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+        real_score = self.model.discriminator(real)
+        fake_score = self.model.discriminator(fake.detach())
+        return F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score)) + F.binary_cross_entropy_with_logits(
+            fake_score, torch.zeros_like(fake_score)
+        )
+
+    def _fixed_samples(self, n: int) -> Tensor:
+        """Samples from a fixed latent draw: comparable across checks, and the training RNG stays untouched."""
+        device = next(self.model.parameters()).device
+        generator = torch.Generator(device=device).manual_seed(0)
+        return self.model.generator(self.latent(n, generator))
+
+    @torch.no_grad()
+    def evaluate(self, batches) -> dict[str, Tensor]:
+        totals = {"d_loss": 0.0, "g_loss": 0.0}
+        count = 0
+        generator = torch.Generator(device=next(self.model.parameters()).device).manual_seed(1)
+        for real, _ in batches:
+            fake = self.model.generator(self.latent(len(real), generator))
+            real_score, fake_score = self.model.discriminator(real), self.model.discriminator(fake)
+            d_loss = F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score)) + F.binary_cross_entropy_with_logits(
+                fake_score, torch.zeros_like(fake_score)
+            )
+            totals["d_loss"] = totals["d_loss"] + d_loss * len(real)
+            totals["g_loss"] = totals["g_loss"] + F.binary_cross_entropy_with_logits(fake_score, torch.ones_like(fake_score)) * len(real)
+            count += len(real)
+        metrics = {name: total / count for name, total in totals.items()}
+        if self.modes is not None:
+            metrics.update(mode_metrics(self._fixed_samples(self.eval_samples).flatten(1), self.modes, self.mode_std))
+        return metrics
+
+    def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
+        return self.evaluate(iter([batch]))
+
+    @torch.no_grad()
+    def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
+        real = splits["train"][0]
+        if real.dim() == 2 and real.shape[1] == 2:
+            fake = self._fixed_samples(self.eval_samples)
+            low, high = real.min(0).values.cpu() - 0.5, real.max(0).values.cpu() + 0.5
+            return {"samples/generated_vs_real": visuals.scatter([real[: self.eval_samples], fake], low, high)}
+        return {"samples/generated": visuals.image_grid(self._fixed_samples(64), columns=8, scale=4)}
+
+    def example_input(self, batch: Batch) -> Tensor:
+        return self.latent(1)

@@ -1,0 +1,41 @@
+"""Forecasting a series from a window of its past: regression, plus a long free-running forecast."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from src import visuals
+from src.tasks.regression import Regression
+from src.tasks.task import Batch, Visual
+
+
+class Forecast(Regression):
+    """Trained one step ahead; shown feeding its own forecasts back in over ``horizon`` steps."""
+
+    def __init__(self, model, horizon: int = 300) -> None:
+        super().__init__(model)
+        self.horizon = horizon
+
+    @torch.no_grad()
+    def rollout(self, window: Tensor, steps: int) -> Tensor:
+        """Forecast ``steps`` values after ``window`` (T, 1), each from the previous forecasts."""
+        window = window.clone()
+        out = []
+        for _ in range(steps):
+            value = self.predict(window[None])[0]
+            out.append(value)
+            window = torch.cat([window[1:], value.reshape(1, 1)])
+        return torch.stack(out)
+
+    @torch.no_grad()
+    def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
+        split = "test" if "test" in splits else "val" if "val" in splits else "train"
+        x, y = splits[split]  # consecutive windows when the split keeps time order
+        steps = min(self.horizon, len(y))
+        forecast = self.rollout(x[0], steps)
+        error = float((forecast - y[:steps]).pow(2).mean())
+        return {
+            f"{split}/forecast": visuals.line_plot([y[:steps], forecast]),
+            f"{split}/forecast_note": f"red: truth, blue: {steps} steps forecast from its own outputs (MSE {error:.4g})",
+        }

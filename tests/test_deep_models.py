@@ -1,0 +1,121 @@
+"""CNN, RNN and GAN: shapes, composition with activations and optimizers, learning, GAN metrics."""
+
+import re
+
+import pytest
+import torch
+
+from src import REPO_ROOT
+from src.errors import UserError
+from src.models.cnn import CNN
+from src.models.gan import GAN
+from src.models.rnn import RNN
+from src.tasks.adversarial import mode_metrics
+from tests.conftest import run_training
+
+ACTIVATIONS = sorted(path.stem for path in (REPO_ROOT / "conf" / "activation").glob("*.yaml"))
+OPTIMIZERS = sorted(path.stem for path in (REPO_ROOT / "conf" / "optimizer").glob("*.yaml"))
+FAMILIES = {
+    "cnn": ["model=cnn", "data=digits", "data.layout=image"],
+    "rnn": ["model=rnn", "data=digits", "data.layout=sequence"],
+    "gan": ["model=gan", "data=ring", "data.n_samples=600"],
+}
+ONE_STEP = ["trainer.max_steps=1", "logger=none"]
+
+
+@pytest.mark.parametrize("shape", [(1, 7, 9), (3, 5, 5), (2, 13, 1), (1, 8, 8)])
+def test_cnn_infers_its_flat_size_on_odd_images(shape):
+    model = CNN(shape, 10, torch.nn.ReLU, channels=[4, 6], hidden=[8])
+    assert model(torch.randn(3, *shape)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_rnn_shapes_on_odd_sequences(cell, bidirectional):
+    model = RNN((13, 3), 5, cell=cell, hidden_size=7, num_layers=2, bidirectional=bidirectional, dropout=0.1)
+    assert model(torch.randn(4, 13, 3)).shape == (4, 5)
+
+
+def test_rnn_reads_the_last_state():
+    model = RNN((6, 2), 1, cell="gru", hidden_size=5).eval()
+    x = torch.randn(3, 6, 2)
+    changed = x.clone()
+    changed[:, -1] += 1.0  # the last step matters ...
+    assert not torch.allclose(model(x), model(changed))
+
+
+def test_gan_shapes():
+    gan = GAN((1, 8, 8), 1, torch.nn.ReLU, latent_dim=5, output_activation="tanh")
+    images = gan.generator(torch.randn(4, 5))
+    assert images.shape == (4, 1, 8, 8) and images.abs().max() <= 1
+    assert gan.discriminator(images).shape == (4, 1)
+
+
+@pytest.mark.parametrize("family", ["cnn", "gan"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_family_composes_with_every_activation(tmp_path, family, activation):
+    metrics = run_training(tmp_path, *FAMILIES[family], f"activation={activation}", *ONE_STEP)
+    assert metrics["step"] == 1
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+@pytest.mark.parametrize("optimizer", OPTIMIZERS)
+def test_family_composes_with_every_optimizer(tmp_path, family, optimizer):
+    batch = [] if optimizer in ("gd", "sgd") else ["optimizer.batch_size=32"]
+    metrics = run_training(tmp_path, *FAMILIES[family], f"optimizer={optimizer}", *batch, *ONE_STEP)
+    assert metrics["step"] == 1
+
+
+@pytest.mark.parametrize("family", ["cnn", "rnn"])
+def test_a_few_steps_reduce_the_loss(tmp_path, family):
+    args = [*FAMILIES[family], "optimizer=adam", "optimizer.lr=0.003", "logger=none", "trainer.val_every_n_epochs=1"]
+    start = run_training(tmp_path / "start", *args, "trainer.max_steps=1")
+    later = run_training(tmp_path / "later", *args, "trainer.max_steps=40")
+    assert later["train/loss"] < 0.7 * start["train/loss"]
+
+
+def test_gan_steps_move_the_generator_towards_the_data(tmp_path):
+    args = ["experiment=gan_ring", "logger=none", "data.n_samples=2000", "scheduler=none"]
+    start = run_training(tmp_path / "start", *args, "trainer.max_steps=1")
+    later = run_training(tmp_path / "later", *args, "trainer.max_steps=400")
+    assert start["val/modes_covered"] <= 2
+    assert later["val/modes_covered"] >= 6 and later["val/high_quality"] > start["val/high_quality"]
+
+
+def test_images_for_a_model_of_vectors_and_vectors_for_a_cnn_are_refused(tmp_path):
+    with pytest.raises(UserError, match=r"^model='cnn': needs image data shaped C×H×W; these inputs are shaped \(2,\)"):
+        run_training(tmp_path, "model=cnn", *ONE_STEP)
+    with pytest.raises(UserError, match=r"^model='rnn': needs sequences shaped T×F; these inputs are shaped \(64,\)"):
+        run_training(tmp_path, "model=rnn", "data=digits", *ONE_STEP)
+
+
+RING = torch.tensor([[2 * torch.cos(torch.tensor(2 * torch.pi * k / 8)), 2 * torch.sin(torch.tensor(2 * torch.pi * k / 8))] for k in range(8)])
+
+
+def test_gan_metrics_all_samples_at_one_mode():
+    samples = RING[3].repeat(2500, 1) + 0.01 * torch.randn(2500, 2)
+    metrics = mode_metrics(samples, RING, 0.02)
+    assert metrics["modes_covered"] == 1 and metrics["high_quality"] == 1.0
+
+
+def test_gan_metrics_exact_mode_centres():
+    metrics = mode_metrics(RING.repeat(300, 1), RING, 0.02)
+    assert metrics["modes_covered"] == 8 and metrics["high_quality"] == 1.0
+
+
+def test_gan_metrics_far_away_points():
+    metrics = mode_metrics(torch.full((2500, 2), 10.0), RING, 0.02)
+    assert metrics["modes_covered"] == 0 and metrics["high_quality"] == 0.0
+
+
+def test_gan_metrics_half_good_samples():
+    samples = torch.cat([RING[:4].repeat(10, 1), RING[:4].repeat(10, 1) + 0.07])  # 0.07·√2 > 3 std
+    metrics = mode_metrics(samples, RING, 0.02)
+    assert metrics["modes_covered"] == 4 and metrics["high_quality"] == 0.5
+
+
+def test_the_loop_has_no_model_specific_branch():
+    source = (REPO_ROOT / "src" / "training" / "trainer.py").read_text().lower()
+    for word in ("cnn", "rnn", "lstm", "gru", "gan", "conv", "generator", "discriminator", "mlp", "logreg"):
+        assert not re.search(rf"\b{word}\b", source), word
+    assert not re.search(r"isinstance\([^)]*model|hasattr\(", source)  # no asking what the model is

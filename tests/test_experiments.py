@@ -1,0 +1,56 @@
+"""Each named experiment reaches its target, writes metrics.json and its TensorBoard pictures."""
+
+import json
+
+import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import run_training
+
+
+def tags(run_dir):
+    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
+    events.Reload()
+    return events
+
+
+def finish(tmp_path, experiment):
+    metrics = run_training(tmp_path, f"experiment={experiment}")
+    assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
+    return metrics, tags(tmp_path)
+
+
+@pytest.mark.slow
+def test_cnn_digits(tmp_path):
+    metrics, events = finish(tmp_path, "cnn_digits")
+    assert metrics["test/acc"] >= 0.98
+    images = events.Tags()["images"]
+    assert {"model/first_layer_filters", "test/misclassified", "test/confusion_matrix"} <= set(images)
+
+
+@pytest.mark.slow
+def test_rnn_digits(tmp_path):
+    metrics, _ = finish(tmp_path, "rnn_digits")
+    assert metrics["test/acc"] >= 0.95
+
+
+@pytest.mark.slow
+def test_rnn_adding(tmp_path):
+    metrics, _ = finish(tmp_path, "rnn_adding")
+    assert metrics["test/mse"] < 0.01  # always answering 1 scores ≈ 0.167
+
+
+@pytest.mark.slow
+def test_rnn_sine_forecast(tmp_path):
+    metrics, events = finish(tmp_path, "rnn_sine")
+    assert metrics["test/mse"] < 1e-3
+    forecasts = events.Images("test/forecast")
+    assert len(forecasts) >= 3  # over training, not only at the end
+
+
+@pytest.mark.slow
+def test_gan_ring(tmp_path):
+    metrics, events = finish(tmp_path, "gan_ring")
+    assert metrics["val/modes_covered"] >= 7 and metrics["val/high_quality"] >= 0.80
+    assert len(events.Images("samples/generated_vs_real")) >= 3
+    assert len(events.Scalars("val/modes_covered")) >= 10

@@ -56,7 +56,7 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
     start = time.perf_counter()
     torch.manual_seed(cfg.trainer.seed)
     data = build_data(cfg.data)
-    model = build_task(cfg, data).model  # the same module the framework builds, same init
+    model = build_task(cfg, data.spec).model  # the same module the framework builds, same init
     x, y = data.splits["train"]
     loss_fn = F.binary_cross_entropy_with_logits if data.num_classes == 2 else F.cross_entropy
     make_optimizer, batch_size = build_optimizer(cfg.optimizer)  # e.g. torch.optim.SGD with the config's lr

@@ -12,7 +12,9 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
+from src.data.spec import DataSpec
 from src.errors import ConfigError, UserError
+from src.training.checkpoint import load_checkpoint, state_mismatch
 from src.tasks.adversarial import Adversarial
 from src.tasks.classification import BinaryClassification, MulticlassClassification
 from src.tasks.forecast import Forecast
@@ -49,7 +51,7 @@ def build_data(config: DictConfig) -> DataModule:
     return DataModule(build(source), **split)
 
 
-def build_task(config: DictConfig, data: DataModule) -> Task:
+def build_task(config: DictConfig, data: DataSpec) -> Task:
     """``task: auto`` follows the data: regression, binary (sigmoid) or multi-class (softmax)."""
     kind = config.get("task", "auto")
     if kind == "auto":
@@ -59,7 +61,7 @@ def build_task(config: DictConfig, data: DataModule) -> Task:
     return TASKS[kind](config, data)
 
 
-def _classification(config: DictConfig, data: DataModule) -> Task:
+def _classification(config: DictConfig, data: DataSpec) -> Task:
     if data.task != "classification":
         raise ConfigError("task", "classification", f"data {data.name} holds real-valued targets: use task=regression")
     if data.num_classes == 2:
@@ -68,15 +70,15 @@ def _classification(config: DictConfig, data: DataModule) -> Task:
     return MulticlassClassification(model, data.num_classes, data.class_names)
 
 
-def _regression(config: DictConfig, data: DataModule) -> Task:
+def _regression(config: DictConfig, data: DataSpec) -> Task:
     return Regression(build(config.model, input_shape=data.input_shape, output_size=1))
 
 
-def _forecast(config: DictConfig, data: DataModule) -> Task:
+def _forecast(config: DictConfig, data: DataSpec) -> Task:
     return Forecast(build(config.model, input_shape=data.input_shape, output_size=1))
 
 
-def _adversarial(config: DictConfig, data: DataModule) -> Task:
+def _adversarial(config: DictConfig, data: DataSpec) -> Task:
     model = build(config.model, input_shape=data.input_shape, output_size=1)
     if not hasattr(model, "generator") or not hasattr(model, "discriminator"):
         raise ConfigError("task", "adversarial", "needs a model with a generator and a discriminator (model=gan)")
@@ -85,7 +87,7 @@ def _adversarial(config: DictConfig, data: DataModule) -> Task:
     )
 
 
-TASKS: dict[str, Callable[[DictConfig, DataModule], Task]] = {
+TASKS: dict[str, Callable[[DictConfig, DataSpec], Task]] = {
     "classification": _classification,
     "regression": _regression,
     "forecast": _forecast,
@@ -107,6 +109,21 @@ def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
 
 def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
     return None if config is None else build(config)
+
+
+def build_from_checkpoint(path: str) -> tuple[Task, DataSpec, DictConfig]:
+    """The trained task, rebuilt from the config and data description its checkpoint holds."""
+    checkpoint = load_checkpoint(path)
+    if "config" not in checkpoint or "data" not in checkpoint:
+        raise UserError(f"ckpt_path={path}: holds no config or data description to rebuild the model from")
+    config = OmegaConf.create(checkpoint["config"])
+    spec = DataSpec.from_state(checkpoint["data"])
+    task = build_task(config, spec)
+    mismatch = state_mismatch(task.state_dict(), checkpoint["model"])
+    if mismatch:
+        raise UserError(f"ckpt_path={path}: does not match the model its config describes ({mismatch})")
+    task.load_state_dict(checkpoint["model"])
+    return task.eval(), spec, config
 
 
 def plain_config(config: DictConfig) -> dict[str, Any]:

@@ -18,7 +18,7 @@ def train(config: DictConfig) -> dict[str, float]:
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
     seed_everything(config.trainer.seed)
     data = build_data(config.data)
-    task = build_task(config, data)
+    task = build_task(config, data.spec)
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
     # logger=none leaves no _target_, even when an experiment tunes logger keys on top of it

@@ -15,12 +15,19 @@ def options(group):
     return sorted(path.stem for path in (REPO_ROOT / "conf" / group).glob("*.yaml"))
 
 
+# Models that need a certain shape of input are tried on data of that shape.
+FITTING_DATA = {
+    "cnn": ["data=digits", "data.layout=image"],
+    "rnn": ["data=digits", "data.layout=sequence"],
+    "gan": ["data=ring", "data.n_samples=500"],
+}
+
 CASES = [(group, option) for group in GROUPS for option in options(group)]
 
 
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_option_composes_and_trains_one_step(tmp_path, csv_file, group, option):
-    overrides = [f"{group}={option}"]
+    overrides = [f"{group}={option}", *(FITTING_DATA.get(option, []) if group == "model" else [])]
     if option == "csv":
         rows = "\n".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}" for i in range(40))
         path = csv_file("a,b,label\n" + rows + "\n")
@@ -34,7 +41,7 @@ def test_option_composes_and_trains_one_step(tmp_path, csv_file, group, option):
     metrics = run_training(tmp_path / "run", *overrides)
     assert metrics["step"] == 1
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert saved["step"] == 1 and "train/loss" in saved
+    assert saved["step"] == 1 and any(name.startswith("train/step_") for name in saved)
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()
 
 

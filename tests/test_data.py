@@ -66,10 +66,15 @@ def test_standardization_is_fitted_on_train_only():
     assert module.splits["test"][0].mean(0).abs().max() > 1e-3  # test data is scaled, not re-fitted
 
 
-def test_digits_as_images():
-    data = digits(as_images=True)
-    assert data.features.shape == (1797, 1, 8, 8)
-    assert DataModule(data).input_shape == (1, 8, 8)
+def test_digits_layouts():
+    flat, image, sequence = digits("flat"), digits("image"), digits("sequence")
+    assert flat.features.shape == (1797, 64) and image.features.shape == (1797, 1, 8, 8)
+    assert sequence.features.shape == (1797, 8, 8)  # 8 steps of 8 pixels
+    np.testing.assert_array_equal(image.features[5, 0, 2], flat.features[5, 16:24])
+    np.testing.assert_array_equal(sequence.features[5, 2], flat.features[5, 16:24])
+    assert DataModule(image).spec.input_shape == (1, 8, 8)
+    unit = digits("flat", unit_range=True).features
+    assert unit.min() == -1.0 and unit.max() == 1.0
 
 
 def test_shuffled_batches_cover_the_split_once_in_a_seeded_order():

@@ -12,7 +12,7 @@ from src.data.dataset import Dataset
 from src.errors import ConfigError, UserError
 
 
-def _number(text: str, where: str) -> float:
+def number(text: str, where: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -22,10 +22,11 @@ def _number(text: str, where: str) -> float:
     return value
 
 
-def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            rows = [(reader_line, row) for reader_line, row in _numbered(csv.reader(handle, delimiter=delimiter))]
+            reader = csv.reader(handle, delimiter=delimiter)
+            rows = [(reader.line_num, row) for row in reader]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"{path}: not a readable CSV file ({error})") from None
     rows = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]
@@ -39,11 +40,6 @@ def _read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, l
         if len(row) != len(header):
             raise UserError(f"{path} line {line}: {len(row)} fields, but the header has {len(header)}")
     return header, body
-
-
-def _numbered(reader):
-    for row in reader:
-        yield reader.line_num, row
 
 
 def load_csv(
@@ -63,7 +59,7 @@ def load_csv(
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError("data.path", path, "file not found")
-    header, body = _read_rows(file, delimiter)
+    header, body = read_rows(file, delimiter)
     if target not in header:
         raise ConfigError("data.target", target, f"no such column in {file} (columns: {', '.join(header)})")
     feature_names = list(features) if features is not None else [name for name in header if name != target]
@@ -75,13 +71,13 @@ def load_csv(
 
     columns = [header.index(name) for name in feature_names]
     x = np.array(
-        [[_number(row[c], f"{file} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
+        [[number(row[c], f"{file} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
     )
     labels = [row[header.index(target)].strip() for _, row in body]
     where = f"{file} column {target!r}"
     if task == "regression":
-        y = np.array([_number(label, f"{where} line {line}") for label, (line, _) in zip(labels, body)])
-        return Dataset(x, y, "regression", file.stem)
+        y = np.array([number(label, f"{where} line {line}") for label, (line, _) in zip(labels, body)])
+        return Dataset(x, y, "regression", file.stem, feature_names=feature_names)
 
     if any(label == "" for label in labels):
         raise UserError(f"{where}: empty label on line {body[labels.index('')][0]}")
@@ -90,7 +86,7 @@ def load_csv(
         raise UserError(f"{where}: holds a single class ({classes[0]!r}); classification needs at least two")
     index = {label: i for i, label in enumerate(classes)}
     y = np.array([index[label] for label in labels], dtype=np.int64)
-    return Dataset(x, y, "classification", file.stem, classes)
+    return Dataset(x, y, "classification", file.stem, classes, feature_names)
 
 
 def _label_order(label: str) -> tuple[int, float, str]:

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from src.data.dataset import Dataset
+from src.data.spec import DataSpec
 from src.errors import ConfigError, UserError
 
 Batch = tuple[Tensor, Tensor]
@@ -44,10 +45,11 @@ class DataModule:
             raise UserError(f"data {dataset.name}: features hold NaN or inf")
         self.name = dataset.name
         self.task = dataset.task
-        self.class_names = dataset.class_names
         self.num_classes = int(dataset.targets.max()) + 1 if dataset.task == "classification" else 0
-        self.input_shape = tuple(dataset.features.shape[1:])
-        self.info = dataset.info
+        self.spec = DataSpec(
+            dataset.name, dataset.task, self.num_classes, tuple(dataset.features.shape[1:]),
+            dataset.class_names, dataset.feature_names, dataset.info,
+        )
 
         parts = _split(dataset, val_fraction, test_fraction, split_seed, split_shuffle)
         if limit_train_rows is not None:
@@ -59,6 +61,8 @@ class DataModule:
             std = parts["train"][0].std(axis=0)
             std[std == 0] = 1.0
             parts = {name: ((x - mean) / std, y) for name, (x, y) in parts.items()}
+            self.spec.mean = torch.as_tensor(mean, dtype=torch.float32)
+            self.spec.std = torch.as_tensor(std, dtype=torch.float32)
         self.splits: dict[str, Batch] = {name: self._tensors(x, y) for name, (x, y) in parts.items()}
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> Batch:

@@ -20,5 +20,6 @@ class Dataset:
     task: str = "classification"
     name: str = "data"
     class_names: list[str] | None = None
+    feature_names: list[str] | None = None
     #: What a task may need beyond the rows: a GAN's mode centres, a forecaster's window length, ...
     info: dict[str, Any] = field(default_factory=dict)

@@ -38,7 +38,7 @@ def breast_cancer() -> Dataset:
     from sklearn.datasets import load_breast_cancer
 
     bunch = load_breast_cancer()
-    return Dataset(bunch.data, bunch.target, "classification", "breast_cancer", list(bunch.target_names))
+    return Dataset(bunch.data, bunch.target, "classification", "breast_cancer", [str(name) for name in bunch.target_names])
 
 
 DIGIT_LAYOUTS = ("flat", "image", "sequence")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import pickle
 import random
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from src.errors import UserError
 
@@ -43,8 +45,9 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else "unsafe content"
-        raise UserError(f"{file}: refused, it holds more than tensors and plain data ({first_line})") from None
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)|Unsupported operand \d+", str(error))
+        what = found.group(1) or found.group(0) if found else "unsafe content"
+        raise UserError(f"{file}: refused, it holds more than tensors and plain data ({what}); nothing in it was run") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
         raise UserError(f"{file}: not a readable checkpoint (truncated or corrupt: {error})") from None
     if not isinstance(state, dict) or "model" not in state:
@@ -72,3 +75,29 @@ def restore_rng_states(state: dict[str, Any]) -> None:
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     p = state["python"]
     random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+
+
+def state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
+    """The first difference in names or shapes between two state dicts, in words ('' if none)."""
+    for name in expected.keys() - found.keys():
+        return f"{name} is missing from the checkpoint"
+    for name in found.keys() - expected.keys():
+        return f"the checkpoint has {name}, which this model lacks"
+    for name, tensor in expected.items():
+        if tensor.shape != found[name].shape:
+            return f"{name} has shape {tuple(found[name].shape)} in the checkpoint, {tuple(tensor.shape)} in this model"
+    return ""
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """A file that is either the old one or the new one, never half of each."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as error:
+        tmp.unlink(missing_ok=True)
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None

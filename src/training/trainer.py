@@ -22,7 +22,7 @@ from torch import Tensor
 from src.data.datamodule import DataModule
 from src.errors import ConfigError, UserError
 from src.tasks.task import OptimizerFactory, Task
-from src.training.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint
+from src.training.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint, state_mismatch
 from src.training.schedules import build_scheduler
 
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -119,6 +119,7 @@ class Trainer:
         self.data = data.to(self.device)
         self.batch_size = batch_size
         self.config = config or {}
+        self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
         self.optimizers = task.configure_optimizers(make_optimizer)
         self.steps_per_epoch = steps_per_epoch = data.steps_per_epoch(batch_size)
         # What an epoch-based schedule spans: max_epochs, or the epochs that max_steps allows.
@@ -161,7 +162,7 @@ class Trainer:
 
     def _resume(self, ckpt_path: str) -> None:
         checkpoint = load_checkpoint(ckpt_path)
-        mismatch = _state_mismatch(self.task.state_dict(), checkpoint["model"])
+        mismatch = state_mismatch(self.task.state_dict(), checkpoint["model"])
         if mismatch:
             raise UserError(f"ckpt_path={ckpt_path}: does not match this model ({mismatch})")
         self.task.load_state_dict(checkpoint["model"])
@@ -316,7 +317,7 @@ class Trainer:
     def _weights_snapshot(self) -> dict[str, Any]:
         """best.ckpt: the model as it is now, for evaluation and prediction (resume uses last.ckpt)."""
         model = {name: tensor.clone() for name, tensor in self.live_state.items()}
-        return {"model": model, "loop": asdict(self.state), "config": self.config}
+        return {"model": model, "loop": asdict(self.state), "config": self.config, "data": self.data_state}
 
     def _checkpoint_state(self) -> dict[str, Any]:
         """Everything a resume needs."""
@@ -327,6 +328,7 @@ class Trainer:
             "loop": asdict(self.state),
             "rng": rng_states(),
             "config": self.config,
+            "data": self.data_state,
         }
 
     def _save_checkpoints(self) -> None:
@@ -357,18 +359,6 @@ class Trainer:
         metrics["step"] = self.state.step
         (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
         return metrics
-
-
-def _state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
-    """The first difference in names or shapes between two state dicts, in words ('' if none)."""
-    for name in expected.keys() - found.keys():
-        return f"{name} is missing from the checkpoint"
-    for name in found.keys() - expected.keys():
-        return f"the checkpoint has {name}, which this model lacks"
-    for name, tensor in expected.items():
-        if tensor.shape != found[name].shape:
-            return f"{name} has shape {tuple(found[name].shape)} in the checkpoint, {tuple(tensor.shape)} in this model"
-    return ""
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:

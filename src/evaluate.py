@@ -1,0 +1,46 @@
+"""Evaluate a checkpoint: ``python -m src.evaluate ckpt_path=<run>/checkpoints/best.ckpt [split=test]``.
+
+The model and the data split are rebuilt from the run's own saved config; the metrics go into the
+run's metrics.json under their usual names (``test/acc``, ...).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig
+
+from src.build import build_data, build_from_checkpoint
+from src.errors import ConfigError, report_user_errors
+from src.training.checkpoint import write_text_atomic
+
+
+def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
+    if ckpt_path is None:
+        raise ConfigError("ckpt_path", ckpt_path, "set it to a checkpoint, e.g. ckpt_path=logs/train/<run>/checkpoints/best.ckpt")
+    task, _, config = build_from_checkpoint(ckpt_path)
+    data = build_data(config.data)
+    if split not in data.splits:
+        raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)}")
+    values = task.evaluate(data.batches(split, 4096))
+    metrics = {f"{split}/{name}": float(value) for name, value in values.items()}
+    checkpoint = Path(ckpt_path).resolve()
+    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
+    file = run_dir / "metrics.json"
+    saved = json.loads(file.read_text()) if file.is_file() else {}
+    saved.update(metrics)
+    saved["evaluated_checkpoint"] = str(checkpoint)
+    write_text_atomic(file, json.dumps(saved, indent=2) + "\n")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
+def main(config: DictConfig) -> None:
+    metrics = report_user_errors(lambda: evaluate(config.ckpt_path, config.split))
+    print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""Evaluate and predict from a checkpoint, rebuilding the model from the run's own config."""
+
+import csv
+import json
+
+import pytest
+
+from src.errors import UserError
+from src.evaluate import evaluate
+from src.predict import predict
+from tests.conftest import run_training
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    rows = [(x / 10, (x % 7) / 7, "big" if x / 10 + (x % 7) / 7 > 3 else "small") for x in range(60)]
+    data = run / "train.csv"
+    with open(data, "w", newline="") as handle:
+        csv.writer(handle).writerows([("a", "b", "size"), *rows])
+    metrics = run_training(
+        run / "out", "data=csv", f"data.path={data}", "data.target=size", "model=mlp", "optimizer=adam",
+        "optimizer.lr=0.01", "trainer.max_steps=300", "logger=none",
+    )
+    return run, metrics, rows
+
+
+def test_evaluate_reproduces_the_runs_test_metrics(trained):
+    run, metrics, _ = trained
+    result = evaluate(str(run / "out" / "checkpoints" / "last.ckpt"))
+    assert result["test/acc"] == pytest.approx(metrics["test/acc"]) and result["test/loss"] == pytest.approx(metrics["test/loss"])
+    saved = json.loads((run / "out" / "metrics.json").read_text())
+    assert saved["test/acc"] == pytest.approx(metrics["test/acc"]) and saved["evaluated_checkpoint"].endswith("last.ckpt")
+    assert saved["train/acc"] == metrics["train/acc"]  # the training metrics stay
+
+
+def test_predict_writes_class_and_probability_per_row(trained, tmp_path):
+    run, metrics, rows = trained
+    new = tmp_path / "new.csv"
+    new.write_text("b,a\n0.1,0.2\n0.9,5.5\n")  # columns by name, in any order
+    out = tmp_path / "preds.csv"
+    assert predict(str(run / "out" / "checkpoints" / "best.ckpt"), str(new), str(out)) == 2
+    result = list(csv.DictReader(out.open()))
+    assert [row["prediction"] for row in result] == ["small", "big"]
+    assert all(0.5 <= float(row["probability"]) <= 1 for row in result)
+    assert list(result[0]) == ["a", "b", "prediction", "probability"]
+
+
+def test_predict_names_missing_columns(trained, tmp_path):
+    run, _, _ = trained
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,c\n1,2\n")
+    with pytest.raises(UserError, match=r"^input=.*bad\.csv: missing column\(s\) b; the model takes a, b$"):
+        predict(str(run / "out" / "checkpoints" / "best.ckpt"), str(bad), str(tmp_path / "o.csv"))
+
+
+def test_predict_counts_columns_for_unnamed_features(tmp_path):
+    run_training(tmp_path / "run", "trainer.max_steps=5", "logger=none")
+    bad = tmp_path / "three.csv"
+    bad.write_text("x,y,z\n1,2,3\n")
+    with pytest.raises(UserError, match=r"3 columns, but the model takes 2 \(the features of data planar\)"):
+        predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(bad), str(tmp_path / "o.csv"))
+    good = tmp_path / "two.csv"
+    good.write_text("x,y\n1,2\n-3,0.5\n")
+    assert predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(good), str(tmp_path / "o.csv")) == 2
+
+
+def test_regression_prediction(tmp_path, csv_file):
+    path = csv_file("x,y\n" + "".join(f"{x / 10},{3 * x / 10 + 1}\n" for x in range(-20, 20)))
+    run_training(
+        tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "model=logreg",
+        "optimizer=gd", "optimizer.lr=0.5", "trainer.max_steps=400", "logger=none",
+    )
+    new = csv_file("x\n0.5\n", "new.csv")
+    predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(new), str(tmp_path / "o.csv"))
+    assert float(list(csv.DictReader((tmp_path / "o.csv").open()))[0]["prediction"]) == pytest.approx(2.5, abs=1e-3)

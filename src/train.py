@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
+import signal
+import sys
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src.build import build, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
 from src.errors import report_user_errors
+from src.training.trainer import Interrupted
 
 
 def train(config: DictConfig) -> dict[str, float]:
@@ -29,9 +34,24 @@ def train(config: DictConfig) -> dict[str, float]:
     )
 
 
+def resume_command(checkpoint: Path) -> str:
+    overrides = [o for o in HydraConfig.get().overrides.task if not o.startswith("ckpt_path=")]
+    return " ".join(["python -m src.train", *(shlex.quote(o) for o in overrides), f"ckpt_path={shlex.quote(str(checkpoint))}"])
+
+
+def train_or_stop(config: DictConfig) -> dict[str, float]:
+    """Ctrl-C or SIGTERM: the trainer saved a checkpoint; say how to go on, and exit 128 + signal."""
+    try:
+        return train(config)
+    except Interrupted as stop:
+        print(f"stopped by {stop}", file=sys.stderr)
+        print(f"resume with: {resume_command(stop.checkpoint)}", file=sys.stderr, flush=True)
+        sys.exit(128 + signal.Signals[stop.signal_name].value)
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(config: DictConfig) -> float | None:
-    metrics = report_user_errors(lambda: train(config))
+    metrics = report_user_errors(lambda: train_or_stop(config))
     print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items() if "/" in name))
     print(config.paths.output_dir)
     return metrics.get(config.get("optimized_metric", ""))

@@ -105,7 +105,7 @@ def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoi
     with pytest.raises(UserError, match=r"train/loss became (?:nan|inf) at step (\d+).*last good checkpoint: .*last.ckpt \(step (\d+)\)") as error:
         run_training(
             tmp_path, "model=mlp", "activation=relu", "scheduler=exponential", "scheduler.gamma=10",
-            "trainer.val_every_n_epochs=1", "trainer.checkpoint_every_n_seconds=0", *QUIET,
+            "trainer.val_every_n_epochs=1", "trainer.checkpoint_every_n_epochs=1", *QUIET,
         )
     bad_step, saved_step = map(int, re.search(r"at step (\d+).*\(step (\d+)\)", str(error.value)).groups())
     assert 1 < saved_step < bad_step

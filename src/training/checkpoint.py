@@ -7,6 +7,7 @@ import pickle
 import random
 import re
 import zipfile
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +102,41 @@ def write_text_atomic(path: Path, text: str) -> None:
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def detached_copy(tree: Any) -> Any:
+    """A copy of nested dicts/lists whose tensors training can no longer change."""
+    if isinstance(tree, Tensor):
+        return tree.detach().clone()
+    if isinstance(tree, dict):
+        return {key: detached_copy(value) for key, value in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return type(tree)(detached_copy(value) for value in tree)
+    return tree
+
+
+class CheckpointWriter:
+    """Writes checkpoints on one background thread, so the loop does not wait for fsync.
+
+    At most one write is in flight; ``wait`` returns once everything submitted is on disk (and
+    raises the write's error, if any).
+    """
+
+    def __init__(self) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending: Future | None = None
+
+    def submit(self, files: list[tuple[dict[str, Any], Path]]) -> None:
+        self.wait()
+        self._pending = self._pool.submit(lambda: [save_checkpoint(state, path) for state, path in files])
+
+    def wait(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            pending.result()
+
+    def close(self) -> None:
+        try:
+            self.wait()
+        finally:
+            self._pool.shutdown()

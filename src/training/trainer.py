@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,7 +24,15 @@ from torch import Tensor
 from src.data.datamodule import DataModule
 from src.errors import ConfigError, UserError
 from src.tasks.task import OptimizerFactory, Task
-from src.training.checkpoint import load_checkpoint, restore_rng_states, rng_states, save_checkpoint, state_mismatch
+from src.training.checkpoint import (
+    CheckpointWriter,
+    detached_copy,
+    load_checkpoint,
+    restore_rng_states,
+    rng_states,
+    state_mismatch,
+    write_text_atomic,
+)
 from src.training.schedules import build_scheduler
 
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -33,6 +43,34 @@ AUTO_CHECK_STEPS = 100
 
 class TrainingDiverged(UserError):
     """The loss became NaN or infinite."""
+
+
+class Interrupted(Exception):
+    """Ctrl-C or SIGTERM: the run saved a checkpoint and stopped."""
+
+    def __init__(self, signal_name: str, checkpoint: Path, step: int) -> None:
+        super().__init__(f"{signal_name} at step {step}: checkpoint saved to {checkpoint}")
+        self.signal_name, self.checkpoint, self.step = signal_name, checkpoint, step
+
+
+class _StopOnSignals:
+    """While training, SIGINT and SIGTERM ask the loop to stop after the current step."""
+
+    def __init__(self, trainer: "Trainer") -> None:
+        self.trainer = trainer
+        self.previous: dict[int, Any] = {}
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.trainer.interrupted_by = signal.Signals(signum).name
+
+    def __enter__(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self.previous[signum] = signal.signal(signum, self._handle)
+
+    def __exit__(self, *exc: Any) -> None:
+        for signum, handler in self.previous.items():
+            signal.signal(signum, handler)
 
 
 @dataclass
@@ -61,7 +99,10 @@ class Trainer:
         mode: str = "auto",
         patience: int | None = None,
         min_delta: float = 0.0,
-        checkpoint_every_n_seconds: float = 60.0,
+        checkpoint_every_n_epochs: int | str = "auto",
+        checkpoint_every_n_steps: int | None = None,
+        checkpoint_every_n_minutes: float | None = 10.0,
+        on_nonfinite_loss: str = "stop",
         progress_bar: bool | str = "auto",
         detect_anomaly: bool = False,
     ) -> None:
@@ -82,6 +123,12 @@ class Trainer:
             raise ConfigError("trainer.mode", mode, "allowed: auto, min, max")
         if patience is not None and (not isinstance(patience, int) or patience < 1):
             raise ConfigError("trainer.patience", patience, "must be a positive integer or null")
+        if checkpoint_every_n_epochs != "auto" and (not isinstance(checkpoint_every_n_epochs, int) or checkpoint_every_n_epochs < 1):
+            raise ConfigError("trainer.checkpoint_every_n_epochs", checkpoint_every_n_epochs, "must be a positive integer or auto")
+        if checkpoint_every_n_steps is not None and (not isinstance(checkpoint_every_n_steps, int) or checkpoint_every_n_steps < 1):
+            raise ConfigError("trainer.checkpoint_every_n_steps", checkpoint_every_n_steps, "must be a positive integer or null")
+        if on_nonfinite_loss not in ("stop", "skip"):
+            raise ConfigError("trainer.on_nonfinite_loss", on_nonfinite_loss, "allowed: stop, skip")
         self.run_dir = Path(run_dir)
         self.logger = logger
         self.max_epochs = max_epochs or math.inf
@@ -98,7 +145,10 @@ class Trainer:
         self.mode = mode
         self.patience = patience
         self.min_delta = min_delta
-        self.checkpoint_every_n_seconds = checkpoint_every_n_seconds
+        self.checkpoint_every_n_epochs = checkpoint_every_n_epochs
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps or math.inf
+        self.checkpoint_every_n_minutes = checkpoint_every_n_minutes
+        self.skip_nonfinite = on_nonfinite_loss == "skip"
         self.progress_bar = sys.stderr.isatty() if progress_bar == "auto" else bool(progress_bar)
         self.detect_anomaly = detect_anomaly
         self.checkpoint_dir = self.run_dir / "checkpoints"
@@ -140,12 +190,24 @@ class Trainer:
         self._check_model_fits_data()
         # The model's tensors, updated in place by the optimizers: copying them skips state_dict()'s module walk.
         self.live_state = task.state_dict()
+        self.resumed_window: dict[int, list[Tensor]] = {}
         if ckpt_path is not None:
             self._resume(ckpt_path)
+        self.writer = CheckpointWriter()
+        self.interrupted_by: str | None = None
         anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
-        with anomaly:
-            metrics = self._train()
-        return self._finish(metrics)
+        try:
+            with anomaly, _StopOnSignals(self):
+                metrics = self._train()
+            if self.interrupted_by is not None:
+                self._save_checkpoints()
+                self.writer.wait()
+                raise Interrupted(self.interrupted_by, self.checkpoint_dir / "last.ckpt", self.state.step)
+            return self._finish(metrics)
+        finally:
+            self.writer.close()
+            if self.logger is not None:
+                self.logger.close()
 
     def _check_model_fits_data(self) -> None:
         x, y = self.data.splits["train"]
@@ -176,6 +238,7 @@ class Trainer:
         for scheduler, saved in zip(self.schedulers, checkpoint.get("schedulers", [])):
             scheduler.load_state_dict(saved)
         self.state = LoopState(**checkpoint["loop"])
+        self.resumed_window = {index: list(losses) for index, losses in checkpoint.get("window", {}).items()}
         restore_rng_states(checkpoint["rng"])
         best = Path(ckpt_path).with_name("best.ckpt")
         self.best_checkpoint = load_checkpoint(best) if best.is_file() else None
@@ -186,15 +249,18 @@ class Trainer:
     def _train(self) -> dict[str, float]:
         task, state = self.task, self.state
         order = task.optimizer_order
-        recorded: dict[int, list[Tensor]] = {index: [] for index in set(order)}
-        self.recorded, self.window_start = recorded, state.step
+        # The step losses since the last check (carried over from the checkpoint when resuming).
+        recorded: dict[int, list[Tensor]] = {index: self.resumed_window.get(index, []) for index in set(order)}
+        self.recorded = recorded
+        self.window_start = state.step - len(recorded[order[0]]) // order.count(order[0])
         self.last_save_time = time.monotonic()
+        skip_nonfinite, every_n_steps = self.skip_nonfinite, self.checkpoint_every_n_steps
         clip = self.gradient_clip_val
         autocast = PRECISIONS[self.precision]
         metrics: dict[str, float] = {}
         checked_at = -1
         task.train()
-        while state.epoch < self.max_epochs and state.step < self.max_steps:
+        while state.epoch < self.max_epochs and state.step < self.max_steps and not self.interrupted_by:
             # Each epoch's order comes from (seed, epoch): a resumed epoch replays it and skips what was done.
             epoch_seed = self.seed * 1_000_003 + state.epoch
             for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch):
@@ -206,6 +272,11 @@ class Trainer:
                         with torch.autocast(self.device.type, dtype=autocast):
                             loss = task.training_step(batch, index)
                     optimizer.zero_grad(set_to_none=True)
+                    if skip_nonfinite and not bool(torch.isfinite(loss)):  # a device sync: only when asked for
+                        print(f"step {state.step + 1}: train/{task.loss_names[index]} is {float(loss.detach())}, step skipped")
+                        loss = loss.detach().nan_to_num(0.0, 0.0, 0.0)
+                        recorded[index].append(loss)
+                        continue
                     if self.scaler is None:
                         loss.backward()
                         if clip is not None:
@@ -221,7 +292,9 @@ class Trainer:
                     recorded[index].append(loss.detach())
                 state.step += 1
                 state.batch_in_epoch += 1
-                if state.step >= self.max_steps and state.batch_in_epoch < self.steps_per_epoch:
+                if state.step % every_n_steps == 0:
+                    self._save_checkpoints()
+                if (state.step >= self.max_steps or self.interrupted_by) and state.batch_in_epoch < self.steps_per_epoch:
                     break  # mid-epoch; a finished epoch still counts below
             else:
                 state.epoch += 1
@@ -233,9 +306,18 @@ class Trainer:
                     checked_at = state.step
                     if stop:
                         break
-        if checked_at != state.step:
+                if self._checkpoint_due():
+                    self._save_checkpoints()
+        if checked_at != state.step and not self.interrupted_by:
             metrics, _ = self._check()
         return metrics
+
+    def _checkpoint_due(self) -> bool:
+        """At an epoch's end: every N epochs (auto: at every check), or when N minutes have passed."""
+        every = self.check_every if self.checkpoint_every_n_epochs == "auto" else self.checkpoint_every_n_epochs
+        minutes = self.checkpoint_every_n_minutes
+        late = minutes is not None and time.monotonic() - self.last_save_time >= 60 * minutes
+        return self.state.epoch % every == 0 or late
 
     # ------------------------------------------------------------------ every few epochs
     def _check(self) -> tuple[dict[str, float], bool]:
@@ -285,8 +367,6 @@ class Trainer:
             stop = self.patience is not None and state.checks_without_improvement >= self.patience
             if stop:
                 print(f"early stopping: {self.monitor_name} has not improved for {self.patience} checks")
-        if time.monotonic() - self.last_save_time >= self.checkpoint_every_n_seconds:
-            self._save_checkpoints()
         if self.progress_bar:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(("train/loss", "train/acc", "val/")))
             print(f"\repoch {state.epoch} step {state.step} {shown}", end="", file=sys.stderr, flush=True)
@@ -300,14 +380,13 @@ class Trainer:
     def _stop_diverged(self, index: int, window: Tensor) -> None:
         """Name the first step whose loss was NaN or infinite, and the last checkpoint that is still good."""
         first_bad = int((~torch.isfinite(window)).nonzero()[0, 0])
+        self.writer.wait()  # so that the checkpoint named below is on disk
         step = self.window_start + first_bad // self.task.optimizer_order.count(index) + 1
         last = (
             f"last good checkpoint: {self.checkpoint_dir / 'last.ckpt'} (step {self.last_saved['step']})"
             if self.last_saved
             else "no checkpoint was written before it"
         )
-        if self.logger is not None:
-            self.logger.close()
         raise TrainingDiverged(
             f"train/{self.task.loss_names[index]} became {float(window[first_bad])} at step {step}; the run is "
             f"stopped (try a smaller optimizer.lr or trainer.gradient_clip_val); {last}"
@@ -326,18 +405,28 @@ class Trainer:
             "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             "loop": asdict(self.state),
+            "window": {index: torch.stack(losses) for index, losses in self.recorded.items() if losses},
             "rng": rng_states(),
             "config": self.config,
             "data": self.data_state,
         }
 
     def _save_checkpoints(self) -> None:
-        state = self._checkpoint_state()
-        save_checkpoint(state, self.checkpoint_dir / "last.ckpt")
-        self.last_saved = state["loop"]
+        """last.ckpt (and best.ckpt when it changed), written in the background from a copy.
+
+        Not while the losses since the last check hold a NaN: the next check stops the run, and
+        the checkpoint on disk stays the last good one.
+        """
+        window = [torch.stack(losses) for losses in self.recorded.values() if losses]
+        if window and not bool(torch.isfinite(torch.cat(window)).all()):
+            return
+        state = detached_copy(self._checkpoint_state())
+        files = [(state, self.checkpoint_dir / "last.ckpt")]
         if self.best_dirty:
-            save_checkpoint(self.best_checkpoint, self.checkpoint_dir / "best.ckpt")
+            files.append((self.best_checkpoint, self.checkpoint_dir / "best.ckpt"))
             self.best_dirty = False
+        self.writer.submit(files)
+        self.last_saved = state["loop"]
         self.last_save_time = time.monotonic()
 
     def _finish(self, metrics: dict[str, float]) -> dict[str, float]:
@@ -348,6 +437,7 @@ class Trainer:
             test = self.task.evaluate(self.data.batches("test", self.eval_batch_size))
             metrics.update({f"test/{name}": float(value) for name, value in test.items()})
         self._save_checkpoints()
+        self.writer.wait()
         if self.logger is not None:
             step = self.state.step
             self.logger.log_scalars({k: v for k, v in metrics.items() if k.startswith("test/")}, step)
@@ -355,9 +445,8 @@ class Trainer:
             self.logger.log_graph(self.task.model, self.task.example_input(self.data.splits["train"]))
             self.logger.log_visuals(self.task.visualize(self.data.splits), step)
             self.logger.log_hparams(_hparams(self.config), {k: v for k, v in metrics.items() if "/" in k})
-            self.logger.close()
         metrics["step"] = self.state.step
-        (self.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_text_atomic(self.run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
         return metrics
 
 

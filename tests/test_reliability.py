@@ -1,0 +1,180 @@
+"""Runs survive kills, signals, full disks and NaN losses; run folders are never shared."""
+
+import errno
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from src import REPO_ROOT
+from src.errors import UserError
+from src.tasks.classification import BinaryClassification
+from src.training import checkpoint as checkpoint_module
+from src.training.checkpoint import load_checkpoint
+from tests.conftest import run_training
+
+# Dropout, a schedule, mini-batches and checkpoints mid-epoch: every kind of state a resume needs.
+JOB = [
+    "data=moons", "model=mlp", "optimizer=adam", "model.dropout=0.2", "scheduler=cosine",
+    "trainer.max_epochs=150", "trainer.max_steps=null", "trainer.checkpoint_every_n_steps=7", "logger=none",
+]
+
+
+def start(log_dir: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "src.train", *JOB, f"paths.log_dir={log_dir}", *extra],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+
+
+def newest_run(log_dir: Path) -> Path:
+    return max((log_dir / "train").iterdir(), key=lambda path: path.stat().st_mtime_ns)
+
+
+def final_state(run_dir: Path) -> dict:
+    return load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+
+
+def assert_same_end(a: dict, b: dict) -> None:
+    assert a["loop"] == b["loop"]
+    for part in ("model",):
+        for name, value in a[part].items():
+            assert torch.equal(value, b[part][name]), name
+    for saved, other in zip(a["optimizers"], b["optimizers"]):
+        for key, state in saved["state"].items():
+            for name, value in state.items():
+                assert torch.equal(torch.as_tensor(value), torch.as_tensor(other["state"][key][name])), name
+
+
+@pytest.mark.slow
+def test_sigkill_at_random_moments_then_resume_ends_bit_for_bit_like_an_uninterrupted_run(tmp_path):
+    whole = start(tmp_path / "whole")
+    assert whole.wait(timeout=300) == 0, whole.stderr.read()
+    reference = newest_run(tmp_path / "whole")
+
+    rng = random.Random(0)
+    log_dir = tmp_path / "killed"
+    extra: list[str] = []
+    kills = 0
+    for _ in range(3):
+        process = start(log_dir, *extra)
+        deadline = time.monotonic() + 120
+        run_dir = None
+        while time.monotonic() < deadline and process.poll() is None:  # wait for a checkpoint of this run
+            runs = sorted((log_dir / "train").glob("*")) if (log_dir / "train").exists() else []
+            fresh = [r for r in runs if (r / "checkpoints" / "last.ckpt").exists() and f"ckpt_path={r}" not in " ".join(extra)]
+            if fresh:
+                run_dir = fresh[-1]
+                break
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.4))
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+            kills += 1
+        process.wait(timeout=60)
+        run_dir = newest_run(log_dir)
+        extra = [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"]
+    assert kills >= 2
+    last = start(log_dir, *extra)
+    assert last.wait(timeout=300) == 0, last.stderr.read()
+    assert_same_end(final_state(newest_run(log_dir)), final_state(reference))
+    whole_metrics = (reference / "metrics.json").read_text()
+    assert (newest_run(log_dir) / "metrics.json").read_text() == whole_metrics
+
+
+@pytest.mark.slow
+def test_sigterm_saves_a_checkpoint_prints_the_resume_command_and_resuming_finishes_the_job(tmp_path):
+    whole = start(tmp_path / "whole")
+    assert whole.wait(timeout=300) == 0
+    process = start(tmp_path / "stopped")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list((tmp_path / "stopped").rglob("last.ckpt")):
+        time.sleep(0.02)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    command = err.strip().splitlines()[-1]
+    assert command.startswith("resume with: python -m src.train ") and "ckpt_path=" in command
+    checkpoint = Path(command.split("ckpt_path=")[1])
+    step = load_checkpoint(checkpoint)["loop"]["step"]
+    assert f"SIGTERM at step {step}" in err
+    resumed = start(tmp_path / "stopped", f"ckpt_path={checkpoint}")
+    assert resumed.wait(timeout=300) == 0
+    assert_same_end(final_state(newest_run(tmp_path / "stopped")), final_state(newest_run(tmp_path / "whole")))
+
+
+def test_two_runs_started_together_never_share_a_folder(tmp_path):
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "src.train", "trainer.max_steps=3", "logger=none", f"paths.log_dir={tmp_path}"],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+        for _ in range(2)
+    ]
+    for process in processes:
+        assert process.wait(timeout=120) == 0
+    assert len(list((tmp_path / "train").iterdir())) == 2
+
+
+def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
+    real_save = torch.save
+    calls = {"n": 0}
+
+    def save_until_the_disk_fills(obj, handle, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > 3:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_save(obj, handle, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoint_module.torch, "save", save_until_the_disk_fills)
+    with pytest.raises(UserError, match=r"^cannot write checkpoint .*(last|best)\.ckpt: No space left on device$"):
+        run_training(tmp_path, "model=mlp", "trainer.max_steps=2000", "trainer.checkpoint_every_n_epochs=100", "logger=none")
+    monkeypatch.undo()
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")  # the last good one is intact
+    assert saved["loop"]["step"] in (100, 200)
+    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+
+
+def nan_at_step(monkeypatch, bad_call: int):
+    real = BinaryClassification.training_step
+    calls = {"n": 0}
+
+    def step(self, batch, index):
+        calls["n"] += 1
+        loss = real(self, batch, index)
+        return loss * float("nan") if calls["n"] == bad_call else loss
+
+    monkeypatch.setattr(BinaryClassification, "training_step", step)
+
+
+def test_nan_loss_stops_naming_the_step(tmp_path, monkeypatch):
+    nan_at_step(monkeypatch, 137)
+    with pytest.raises(UserError, match=r"train/loss became nan at step 137; .*last good checkpoint: .*last\.ckpt \(step 100\)"):
+        run_training(tmp_path, "trainer.max_steps=300", "trainer.checkpoint_every_n_epochs=100", "logger=none")
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["loop"]["step"] == 100
+
+
+def test_nan_loss_step_is_skipped_when_configured(tmp_path, monkeypatch, capsys):
+    nan_at_step(monkeypatch, 137)
+    metrics = run_training(tmp_path, "trainer.max_steps=300", "trainer.on_nonfinite_loss=skip", "logger=none")
+    assert "step 137: train/loss is nan, step skipped" in capsys.readouterr().out
+    assert metrics["step"] == 300 and metrics["train/loss"] < 0.7
+    weights = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["model"]
+    assert all(torch.isfinite(value).all() for value in weights.values())
+
+
+def test_wrong_types_and_ranges_name_the_key(tmp_path):
+    for override, message in [
+        ("trainer.max_epochs=abc", r"^trainer\.max_epochs='abc': must be a positive integer or null$"),
+        ("trainer.checkpoint_every_n_steps=0", r"^trainer\.checkpoint_every_n_steps=0: must be a positive integer or null$"),
+        ("trainer.on_nonfinite_loss=ignore", r"^trainer\.on_nonfinite_loss='ignore': allowed: stop, skip$"),
+    ]:
+        with pytest.raises(UserError, match=message):
+            run_training(tmp_path, override, "logger=none")

@@ -124,22 +124,22 @@ def test_two_runs_started_together_never_share_a_folder(tmp_path):
 
 
 def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint(tmp_path, monkeypatch):
-    real_save = torch.save
+    real_fsync = os.fsync
     calls = {"n": 0}
 
-    def save_until_the_disk_fills(obj, handle, *args, **kwargs):
+    def fsync_until_the_disk_fills(fd):
         calls["n"] += 1
-        if calls["n"] > 3:
+        if calls["n"] > 6:  # two files (last, best) of two fsyncs each, then one more last.ckpt
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        return real_save(obj, handle, *args, **kwargs)
+        return real_fsync(fd)
 
-    monkeypatch.setattr(checkpoint_module.torch, "save", save_until_the_disk_fills)
+    monkeypatch.setattr(checkpoint_module.os, "fsync", fsync_until_the_disk_fills)
     with pytest.raises(UserError, match=r"^cannot write checkpoint .*(last|best)\.ckpt: No space left on device$"):
         run_training(tmp_path, "model=mlp", "trainer.max_steps=2000", "trainer.checkpoint_every_n_epochs=100", "logger=none")
     monkeypatch.undo()
     saved = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")  # the last good one is intact
     assert saved["loop"]["step"] in (100, 200)
-    assert not list((tmp_path / "checkpoints").glob("*.tmp"))
+    assert not list((tmp_path / "checkpoints").glob(".*.tmp"))
 
 
 def nan_at_step(monkeypatch, bad_call: int):

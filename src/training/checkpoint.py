@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import pickle
 import random
@@ -18,24 +19,35 @@ from torch import Tensor
 from src.errors import UserError
 
 
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+def serialize(state: dict[str, Any]) -> bytes:
+    """The checkpoint as bytes: a snapshot that later training steps cannot change."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
+
+
+def write_durably(data: bytes, path: Path) -> None:
     """Temporary file, flush, fsync, atomic rename: a reader sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as handle:
-            torch.save(state, handle)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a power cut
+        finally:
+            os.close(directory)
     except OSError as error:
         tmp.unlink(missing_ok=True)
         raise UserError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+
+
+def save_checkpoint(state: dict[str, Any], path: Path) -> None:
+    write_durably(serialize(state), path)
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -104,31 +116,21 @@ def write_text_atomic(path: Path, text: str) -> None:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def detached_copy(tree: Any) -> Any:
-    """A copy of nested dicts/lists whose tensors training can no longer change."""
-    if isinstance(tree, Tensor):
-        return tree.detach().clone()
-    if isinstance(tree, dict):
-        return {key: detached_copy(value) for key, value in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return type(tree)(detached_copy(value) for value in tree)
-    return tree
-
-
 class CheckpointWriter:
-    """Writes checkpoints on one background thread, so the loop does not wait for fsync.
+    """Writes serialized checkpoints on one background thread, so the loop does not wait for fsync.
 
-    At most one write is in flight; ``wait`` returns once everything submitted is on disk (and
-    raises the write's error, if any).
+    The caller serializes (a snapshot, under the GIL); the thread only writes bytes, syncs and
+    renames, which release the GIL. At most one write is in flight; ``wait`` returns once
+    everything submitted is on disk (and raises the write's error, if any).
     """
 
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
         self._pending: Future | None = None
 
-    def submit(self, files: list[tuple[dict[str, Any], Path]]) -> None:
+    def submit(self, files: list[tuple[bytes, Path]]) -> None:
         self.wait()
-        self._pending = self._pool.submit(lambda: [save_checkpoint(state, path) for state, path in files])
+        self._pending = self._pool.submit(lambda: [write_durably(data, path) for data, path in files])
 
     def wait(self) -> None:
         pending, self._pending = self._pending, None

@@ -26,10 +26,10 @@ from src.errors import ConfigError, UserError
 from src.tasks.task import OptimizerFactory, Task
 from src.training.checkpoint import (
     CheckpointWriter,
-    detached_copy,
     load_checkpoint,
     restore_rng_states,
     rng_states,
+    serialize,
     state_mismatch,
     write_text_atomic,
 )
@@ -420,10 +420,10 @@ class Trainer:
         window = [torch.stack(losses) for losses in self.recorded.values() if losses]
         if window and not bool(torch.isfinite(torch.cat(window)).all()):
             return
-        state = detached_copy(self._checkpoint_state())
-        files = [(state, self.checkpoint_dir / "last.ckpt")]
+        state = self._checkpoint_state()
+        files = [(serialize(state), self.checkpoint_dir / "last.ckpt")]
         if self.best_dirty:
-            files.append((self.best_checkpoint, self.checkpoint_dir / "best.ckpt"))
+            files.append((serialize(self.best_checkpoint), self.checkpoint_dir / "best.ckpt"))
             self.best_dirty = False
         self.writer.submit(files)
         self.last_saved = state["loop"]

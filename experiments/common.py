@@ -69,6 +69,13 @@ class Run:
         return node
 
 
+def output_folder(study: Path) -> Path:
+    """Where the runs are and the report goes: the study's folder, or the folder given as argument."""
+    out = Path(sys.argv[1]).resolve() if len(sys.argv) > 1 else study
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 def load_runs(folder: Path) -> list[Run]:
     """Every finished run under ``folder`` (those with a metrics.json), in folder order."""
     runs = []

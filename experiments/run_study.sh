@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Rerun one study and regenerate its report:  bash experiments/run_study.sh <study folder> [overrides...]
-# The study's sweep lives in <study>/conf/experiment/<study>.yaml (hydra.sweeper.params); extra
-# overrides (e.g. trainer.max_steps=50 for a quick try) are passed to every run.
+# The study's sweeps live in <study>/conf/experiment/*.yaml (hydra.sweeper.params), one multirun
+# each; extra overrides (e.g. trainer.max_steps=50 for a quick try) are passed to every run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 study=${1:?usage: bash experiments/run_study.sh <study folder> [overrides...]}
@@ -9,8 +9,13 @@ study=${study%/}
 study=${study#experiments/}
 shift
 python=${PYTHON:-.venv/bin/python}
-rm -rf "experiments/$study/runs"
-if [ -d "experiments/$study/conf" ]; then
-  "$python" -m src.train -m --config-dir "experiments/$study/conf" "experiment=$study" "$@"
-fi
-"$python" "experiments/$study/report.py"
+out=${STUDY_OUT:-experiments/$study}   # tests point this elsewhere, to leave the committed report alone
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+rm -rf "$out/runs"
+for sweep in "experiments/$study"/conf/experiment/*.yaml; do
+  [ -e "$sweep" ] || continue
+  "$python" -m src.train -m --config-dir "experiments/$study/conf" "experiment=$(basename "$sweep" .yaml)" \
+    "paths.log_dir=$out/runs" "$@"
+done
+"$python" "experiments/$study/report.py" "$out"

@@ -1,16 +1,20 @@
 """Study 1: one neuron against two layers on the planar flower."""
 
+import sys
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 
-from common import load_runs, save_figure, table, write_report
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/common.py
+
+from common import load_runs, output_folder, save_figure, table, write_report
 
 HERE = Path(__file__).resolve().parent
+OUT = output_folder(HERE)
 
 
 def main() -> None:
-    runs = sorted(load_runs(HERE / "runs"), key=lambda r: r.get("model._target_"))
+    runs = sorted(load_runs(OUT / "runs"), key=lambda r: r.get("model._target_"))
     names = {"src.models.logreg.LogisticRegression": "one neuron (logistic regression)", "src.models.mlp.MLP": "two layers, 4 tanh units"}
     label = {id(r): names[r.get("model._target_")] for r in runs}
 
@@ -19,7 +23,7 @@ def main() -> None:
         axis.imshow(run.image("train/decision_boundary"))
         axis.set_title(f"{label[id(run)]}: {100 * run.metrics['train/acc']:.1f}%")
         axis.axis("off")
-    boundaries = save_figure(figure, HERE / "boundaries.png")
+    boundaries = save_figure(figure, OUT / "boundaries.png")
 
     figure, axis = plt.subplots(figsize=(7, 4))
     for run in runs:
@@ -28,12 +32,12 @@ def main() -> None:
     axis.set_xlabel("gradient-descent step")
     axis.set_ylabel("cost J (cross-entropy)")
     axis.legend()
-    cost = save_figure(figure, HERE / "cost.png")
+    cost = save_figure(figure, OUT / "cost.png")
 
     rows = [[label[id(r)], f"{100 * r.metrics['train/acc']:.1f}%", r.metrics["train/loss"], r.metrics["step"]] for r in runs]
     linear, deep = runs[0].metrics["train/acc"], runs[1].metrics["train/acc"]
     write_report(
-        HERE,
+        OUT,
         "One neuron against two layers",
         "bash experiments/run_study.sh 01_neuron_vs_two_layers",
         [

@@ -4,6 +4,7 @@
 """
 
 import json
+import sys
 from pathlib import Path
 
 import torch
@@ -17,4 +18,5 @@ print(f"loss = {loss.item()}")
 print(f"d loss / d var1 = {var1.grad.item()}")
 print(f"d loss / d var2 = {var2.grad.item()}")
 result = {"loss": loss.item(), "grad_var1": var1.grad.item(), "grad_var2": var2.grad.item()}
-(Path(__file__).resolve().parent / "result.json").write_text(json.dumps(result, indent=2) + "\n")
+out = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
+(out / "result.json").write_text(json.dumps(result, indent=2) + "\n")

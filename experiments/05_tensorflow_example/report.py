@@ -1,20 +1,24 @@
 """Study 5: the notes' TensorFlow example, run in PyTorch; the report is made from its output."""
 
+import sys
 import json
 import runpy
 from pathlib import Path
 
-from common import table, write_report
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/common.py
+
+from common import output_folder, table, write_report
 
 HERE = Path(__file__).resolve().parent
+OUT = output_folder(HERE)
 
 
 def main() -> None:
     runpy.run_path(str(HERE / "example.py"))
-    result = json.loads((HERE / "result.json").read_text())
+    result = json.loads((OUT / "result.json").read_text())
     code = (HERE / "example.py").read_text().split('"""', 2)[2].split("print(")[0].strip()
     write_report(
-        HERE,
+        OUT,
         "The notes' TensorFlow example in PyTorch",
         "bash experiments/run_study.sh 05_tensorflow_example",
         [

@@ -379,7 +379,9 @@ class Trainer:
 
     def _stop_diverged(self, index: int, window: Tensor) -> None:
         """Name the first step whose loss was NaN or infinite, and the last checkpoint that is still good."""
-        first_bad = int((~torch.isfinite(window)).nonzero()[0, 0])
+        bad = (~torch.isfinite(window)).nonzero()
+        # No single loss is NaN or inf, yet their mean overflowed: name the largest.
+        first_bad = int(bad[0, 0]) if len(bad) else int(window.abs().argmax())
         self.writer.wait()  # so that the checkpoint named below is on disk
         step = self.window_start + first_bad // self.task.optimizer_order.count(index) + 1
         last = (

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from src.build import build_data, build_from_checkpoint
 from src.errors import ConfigError, report_user_errors
-from src.training.checkpoint import write_text_atomic
+from src.training.checkpoint import write_durably
 
 
 def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
@@ -32,7 +32,7 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
     saved = json.loads(file.read_text()) if file.is_file() else {}
     saved.update(metrics)
     saved["evaluated_checkpoint"] = str(checkpoint)
-    write_text_atomic(file, json.dumps(saved, indent=2) + "\n")
+    write_durably(json.dumps(saved, indent=2) + "\n", file)
     return metrics
 
 

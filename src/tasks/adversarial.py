@@ -57,14 +57,21 @@ class Adversarial(Task):
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
         real = batch[0]
         fake = self.model.generator(self.latent(len(real)))
-        if optimizer_index == GENERATOR:  # non-saturating: maximize log D(G(z))
-            score = self.model.discriminator(fake)
-            return F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
-        real_score = self.model.discriminator(real)
-        fake_score = self.model.discriminator(fake.detach())
+        if optimizer_index == GENERATOR:
+            return self._generator_loss(fake)
+        return self._discriminator_loss(real, fake.detach())
+
+    def _discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        """-log D(x) - log(1 - D(G(z)))."""
+        real_score, fake_score = self.model.discriminator(real), self.model.discriminator(fake)
         return F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score)) + F.binary_cross_entropy_with_logits(
             fake_score, torch.zeros_like(fake_score)
         )
+
+    def _generator_loss(self, fake: Tensor) -> Tensor:
+        """Non-saturating: -log D(G(z)), which still has gradient when D rejects every fake."""
+        score = self.model.discriminator(fake)
+        return F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
 
     def _fixed_samples(self, n: int) -> Tensor:
         """Samples from a fixed latent draw: comparable across checks, and the training RNG stays untouched."""
@@ -79,12 +86,8 @@ class Adversarial(Task):
         generator = torch.Generator(device=next(self.model.parameters()).device).manual_seed(1)
         for real, _ in batches:
             fake = self.model.generator(self.latent(len(real), generator))
-            real_score, fake_score = self.model.discriminator(real), self.model.discriminator(fake)
-            d_loss = F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score)) + F.binary_cross_entropy_with_logits(
-                fake_score, torch.zeros_like(fake_score)
-            )
-            totals["d_loss"] = totals["d_loss"] + d_loss * len(real)
-            totals["g_loss"] = totals["g_loss"] + F.binary_cross_entropy_with_logits(fake_score, torch.ones_like(fake_score)) * len(real)
+            totals["d_loss"] = totals["d_loss"] + self._discriminator_loss(real, fake) * len(real)
+            totals["g_loss"] = totals["g_loss"] + self._generator_loss(fake) * len(real)
             count += len(real)
         metrics = {name: total / count for name, total in totals.items()}
         if self.modes is not None:

@@ -26,8 +26,9 @@ def serialize(state: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def write_durably(data: bytes, path: Path) -> None:
+def write_durably(data: bytes | str, path: Path) -> None:
     """Temporary file, flush, fsync, atomic rename: a reader sees the old file or the new one."""
+    data = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -43,11 +44,7 @@ def write_durably(data: bytes, path: Path) -> None:
             os.close(directory)
     except OSError as error:
         tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write checkpoint {path}: {error.strerror or error}") from None
-
-
-def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    write_durably(serialize(state), path)
+        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -100,20 +97,6 @@ def state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str
         if tensor.shape != found[name].shape:
             return f"{name} has shape {tuple(found[name].shape)} in the checkpoint, {tuple(tensor.shape)} in this model"
     return ""
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """A file that is either the old one or the new one, never half of each."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except OSError as error:
-        tmp.unlink(missing_ok=True)
-        raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
 class CheckpointWriter:

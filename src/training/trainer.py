@@ -31,7 +31,7 @@ from src.training.checkpoint import (
     rng_states,
     serialize,
     state_mismatch,
-    write_text_atomic,
+    write_durably,
 )
 from src.training.schedules import build_scheduler
 
@@ -448,7 +448,7 @@ class Trainer:
             self.logger.log_visuals(self.task.visualize(self.data.splits), step)
             self.logger.log_hparams(_hparams(self.config), {k: v for k, v in metrics.items() if "/" in k})
         metrics["step"] = self.state.step
-        write_text_atomic(self.run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+        write_durably(json.dumps(metrics, indent=2) + "\n", self.run_dir / "metrics.json")
         return metrics
 
 

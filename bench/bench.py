@@ -2,7 +2,9 @@
 
     .venv/bin/python bench/bench.py [--repeats 3]
 
-Prints, per job, the best of N interleaved repeats and the ratio framework / plain loop, and the
+Prints, per job, the best of N interleaved repeats of the CPU time this process used (all its
+threads: the framework's checkpoint and TensorBoard writers count; on a shared virtual machine CPU
+time varies less than wall time) and the ratio framework / plain loop, and the
 wall time of `python -m src.train trainer.max_steps=1` against a process that only imports torch and
 builds an optimizer. Not a test: these machines are noisy, so read the ratios, not the seconds.
 """
@@ -44,16 +46,16 @@ def config(overrides: list[str], out: Path):
 def run_framework(overrides: list[str]) -> tuple[float, float]:
     with tempfile.TemporaryDirectory() as out:
         cfg = config(overrides, Path(out))
-        start = time.perf_counter()
+        start = time.process_time()
         metrics = train(cfg)
-        return time.perf_counter() - start, metrics["train/loss"]
+        return time.process_time() - start, metrics["train/loss"]
 
 
 def run_plain(overrides: list[str]) -> tuple[float, float]:
     """The loop a PyTorch user writes by hand, on the framework's own data tensors and model class."""
     with tempfile.TemporaryDirectory() as out:
         cfg = config(overrides, Path(out))
-    start = time.perf_counter()
+    start = time.process_time()
     torch.manual_seed(cfg.trainer.seed)
     data = build_data(cfg.data)
     model = build_task(cfg, data.spec).model  # the same module the framework builds, same init
@@ -91,7 +93,7 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
     with torch.no_grad():
         out = model(x)
         final = loss_fn(out.squeeze(-1) if data.num_classes == 2 else out, y).item()
-    return time.perf_counter() - start, final
+    return time.process_time() - start, final
 
 
 def process_seconds(args: list[str]) -> float:
@@ -105,7 +107,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     repeats = parser.parse_args().repeats
     torch.set_num_threads(1)  # tiny tensors: threads only add noise
-    print(f"torch {torch.__version__}, best of {repeats} interleaved repeats, CPU")
+    print(f"torch {torch.__version__}, CPU seconds of this process, best of {repeats} interleaved repeats")
     print(f"{'job':52} {'plain s':>8} {'framework s':>12} {'no logger s':>12} {'ratio':>6} {'ratio, no logger':>17}")
     for name, overrides in JOBS.items():
         plain, framework, quiet = [], [], []

@@ -39,6 +39,7 @@ PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float1
 DEVICES = ("auto", "cpu", "cuda", "mps")
 # With val_every_n_epochs=auto a check comes about every this many steps, and at least every epoch.
 AUTO_CHECK_STEPS = 100
+AUTO_CHECKPOINT_SECONDS = 10.0
 
 
 class TrainingDiverged(UserError):
@@ -313,11 +314,19 @@ class Trainer:
         return metrics
 
     def _checkpoint_due(self) -> bool:
-        """At an epoch's end: every N epochs (auto: at every check), or when N minutes have passed."""
-        every = self.check_every if self.checkpoint_every_n_epochs == "auto" else self.checkpoint_every_n_epochs
+        """At an epoch's end: every N epochs, or when N minutes have passed.
+
+        ``auto``: every epoch, but not within AUTO_CHECKPOINT_SECONDS of the last checkpoint: an
+        epoch of whole-batch gradient descent lasts a fraction of a millisecond, and writing
+        thousands of checkpoints would cost more than the training.
+        """
+        since = time.monotonic() - self.last_save_time
         minutes = self.checkpoint_every_n_minutes
-        late = minutes is not None and time.monotonic() - self.last_save_time >= 60 * minutes
-        return self.state.epoch % every == 0 or late
+        if minutes is not None and since >= 60 * minutes:
+            return True
+        if self.checkpoint_every_n_epochs == "auto":
+            return since >= AUTO_CHECKPOINT_SECONDS
+        return self.state.epoch % self.checkpoint_every_n_epochs == 0
 
     # ------------------------------------------------------------------ every few epochs
     def _check(self) -> tuple[dict[str, float], bool]:

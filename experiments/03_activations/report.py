@@ -61,6 +61,7 @@ def main() -> None:
             rows.append([
                 label(run), f"{100 * run.metrics[f'{split}/acc']:.1f}%", run.metrics["train/loss"],
                 f"{norms[first][1][0]:.2e} → {norms[first][1][-1]:.2e}",
+                " / ".join(f"{norms[layer][1][0]:.1e}" for layer in sorted(norms)),
                 " / ".join(f"{100 * d:.0f}%" for d in dead),
             ])
         loss_axis.set(xlabel="step", ylabel="train/loss", title=f"{dataset}: loss")
@@ -68,14 +69,15 @@ def main() -> None:
         loss_axis.legend()
         figure_md = save_figure(figure, OUT / f"{dataset}.png")
         sections.append(f"## {dataset}\n\n" + table(
-            ["activation", f"{split} accuracy", "final train/loss", "first-layer gradient norm, first → last", "dead units per hidden layer"], rows
+            ["activation", f"{split} accuracy", "final train/loss", "first-layer gradient norm, first → last",
+             "gradient norm per layer, input → output (first histogram)", "dead units per hidden layer"], rows
         ) + "\n\n" + figure_md)
         best = max(rows, key=lambda r: float(r[1].rstrip("%")))
         slowest = max(rows, key=lambda r: r[2])
         sections.append(
             f"Best accuracy on {dataset}: {best[0]} ({best[1]}). Highest final loss: {slowest[0]} ({slowest[2]:.4f}, "
-            f"accuracy {slowest[1]}); its first-layer gradient norm starts at {slowest[3].split()[0]}. Sigmoid's "
-            "derivative is at most 0.25, so its gradients shrink from layer to layer."
+            f"accuracy {slowest[1]}); its gradient norms per layer start at {slowest[4]} (input → output). Sigmoid's "
+            "derivative is at most 0.25, so its gradients shrink on their way back to the first layer."
         )
     write_report(OUT, "Activations", "bash experiments/run_study.sh 03_activations", sections)
 

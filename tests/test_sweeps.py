@@ -1,0 +1,46 @@
+"""Sweeps on existing engines: Hydra's joblib and submitit launchers and the Optuna sweeper."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from src import REPO_ROOT
+
+
+def sweep(tmp_path, *args):
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "-m", *args, "logger=none", f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, sorted(tmp_path.rglob("metrics.json"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["joblib", "submitit_local"])
+def test_launcher_runs_every_job_in_its_own_folder(tmp_path, launcher):
+    _, files = sweep(tmp_path, f"launcher={launcher}", "optimizer=gd,minibatch", "activation=tanh,relu", "trainer.max_steps=5")
+    assert len(files) == 4 and len({f.parent for f in files}) == 4
+    chosen = sorted(
+        (yaml.safe_load((f.parent / "config.yaml").read_text())["optimizer"]["batch_size"] or 0,
+         yaml.safe_load((f.parent / "config.yaml").read_text())["activation"]["_target_"])
+        for f in files
+    )
+    assert chosen == [(0, "torch.nn.ReLU"), (0, "torch.nn.Tanh"), (64, "torch.nn.ReLU"), (64, "torch.nn.Tanh")]
+    assert all(json.loads(f.read_text())["step"] == 5 for f in files)
+
+
+@pytest.mark.slow
+def test_optuna_search_optimizes_the_monitored_metric(tmp_path):
+    result, files = sweep(
+        tmp_path, "hparams_search=optuna", "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=40",
+        "hydra.sweeper.n_trials=4",
+    )
+    assert len(files) == 4
+    accuracies = [json.loads(f.read_text())["val/acc"] for f in files]
+    assert f"Best value: {max(accuracies)}" in result.stderr + result.stdout
+    lrs = {yaml.safe_load((f.parent / "config.yaml").read_text())["optimizer"]["lr"] for f in files}
+    assert len(lrs) == 4  # each trial its own learning rate

@@ -79,6 +79,13 @@ class DataModule:
         self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
         return self
 
+    def to_channels_last(self) -> None:
+        """Image batches (N, C, H, W) in channels-last memory order; other tensors as they are."""
+        self.splits = {
+            name: (x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x, y)
+            for name, (x, y) in self.splits.items()
+        }
+
     def size(self, split: str) -> int:
         return len(self.splits[split][1])
 

@@ -106,6 +106,8 @@ class Trainer:
         on_nonfinite_loss: str = "stop",
         progress_bar: bool | str = "auto",
         detect_anomaly: bool = False,
+        compile: bool = False,
+        channels_last: bool | str = "auto",
     ) -> None:
         for key, value in (("trainer.max_epochs", max_epochs), ("trainer.max_steps", max_steps)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
@@ -152,6 +154,9 @@ class Trainer:
         self.skip_nonfinite = on_nonfinite_loss == "skip"
         self.progress_bar = sys.stderr.isatty() if progress_bar == "auto" else bool(progress_bar)
         self.detect_anomaly = detect_anomaly
+        self.compile = compile
+        # Convolutions run faster on CUDA with channels-last tensors; only 4-D tensors change.
+        self.channels_last = self.device.type == "cuda" if channels_last == "auto" else bool(channels_last)
         self.checkpoint_dir = self.run_dir / "checkpoints"
 
     # ------------------------------------------------------------------ setup
@@ -168,6 +173,11 @@ class Trainer:
         """Train ``task`` on ``data``; return the final metrics (also in metrics.json)."""
         self.task = task.to(self.device)
         self.data = data.to(self.device)
+        if self.channels_last:
+            task.to(memory_format=torch.channels_last)
+            data.to_channels_last()
+        if self.compile:
+            task.model.compile()  # in place: the state_dict keys, and so the checkpoints, stay the same
         self.batch_size = batch_size
         self.config = config or {}
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task

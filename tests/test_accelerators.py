@@ -1,0 +1,57 @@
+"""torch.compile, channels-last, and the CUDA path (tests marked gpu skip without CUDA)."""
+
+import pytest
+import torch
+
+from src.training.checkpoint import load_checkpoint
+from tests.conftest import run_training
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+@pytest.mark.slow
+def test_compiled_model_trains_to_the_same_numbers_and_checkpoints_keep_their_keys(tmp_path):
+    args = ["model=mlp", "trainer.max_steps=100", "logger=none", "trainer.device=cpu"]
+    eager = run_training(tmp_path / "eager", *args)
+    compiled = run_training(tmp_path / "compiled", *args, "trainer.compile=true")
+    assert compiled["train/loss"] == pytest.approx(eager["train/loss"], rel=1e-4)
+    keys = set(load_checkpoint(tmp_path / "compiled" / "checkpoints" / "last.ckpt")["model"])
+    assert keys == set(load_checkpoint(tmp_path / "eager" / "checkpoints" / "last.ckpt")["model"])
+
+
+def test_channels_last_cnn_matches_the_default_layout(tmp_path):
+    args = ["experiment=cnn_digits", "trainer.max_epochs=2", "logger=none", "trainer.device=cpu"]
+    default = run_training(tmp_path / "default", *args, "trainer.channels_last=false")
+    channels_last = run_training(tmp_path / "cl", *args, "trainer.channels_last=true")
+    assert channels_last["val/loss"] == pytest.approx(default["val/loss"], rel=1e-3)
+
+
+@pytest.mark.gpu
+@cuda
+@pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed"])
+def test_cuda_training_in_each_precision(tmp_path, precision):
+    metrics = run_training(
+        tmp_path, "data=digits", "model=mlp", "optimizer=adam", "trainer.max_epochs=5", "trainer.max_steps=null",
+        "trainer.device=cuda", f"trainer.precision={precision}", "logger=none",
+    )
+    assert metrics["val/acc"] > 0.9
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_auto_device_and_exact_resume(tmp_path):
+    args = ["data=moons", "model=mlp", "optimizer=adam", "trainer.max_epochs=6", "trainer.max_steps=null", "logger=none"]
+    whole = run_training(tmp_path / "whole", *args)
+    run_training(tmp_path / "part", *args, "trainer.max_steps=9")
+    resumed = run_training(tmp_path / "rest", *args, f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}")
+    assert resumed["val/loss"] == pytest.approx(whole["val/loss"], rel=1e-5)
+
+
+@pytest.mark.gpu
+@cuda
+def test_cnn_on_cuda_with_channels_last_and_compile(tmp_path):
+    metrics = run_training(
+        tmp_path, "experiment=cnn_digits", "trainer.device=cuda", "trainer.compile=true", "trainer.precision=bf16-mixed",
+        "logger=none",
+    )
+    assert metrics["test/acc"] >= 0.97

@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from src.errors import ConfigError
 from src.models.init import initialize
+from src.models.mlp import dense_layers
 
 
 class CNN(nn.Module):
@@ -56,16 +57,8 @@ class CNN(nn.Module):
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *input_shape)).numel()
-        head: list[nn.Module] = [nn.Flatten()]
-        if dropout > 0:
-            head.append(nn.Dropout(dropout))
-        for size in hidden:
-            head += [nn.Linear(flat, size), activation()]
-            if dropout > 0:
-                head.append(nn.Dropout(dropout))
-            flat = size
-        head.append(nn.Linear(flat, output_size))
-        self.classifier = nn.Sequential(*head)
+        head: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout)] if dropout > 0 else [nn.Flatten()]
+        self.classifier = nn.Sequential(*head, *dense_layers(flat, list(hidden), output_size, activation, dropout))
         initialize(self, init, init_std)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -11,6 +11,20 @@ from src.errors import ConfigError
 from src.models.init import initialize
 
 
+def dense_layers(
+    width: int, hidden: list[int], output_size: int, activation: Callable[[], nn.Module], dropout: float = 0.0
+) -> list[nn.Module]:
+    """[Linear → activation (→ dropout)] per hidden size, then a Linear to ``output_size`` logits."""
+    layers: list[nn.Module] = []
+    for size in hidden:
+        layers += [nn.Linear(width, size), activation()]
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    layers.append(nn.Linear(width, output_size))
+    return layers
+
+
 class MLP(nn.Module):
     """``hidden=[4]`` with tanh is the notes' two-layer network (equations 1–4, without the final σ)."""
 
@@ -30,15 +44,7 @@ class MLP(nn.Module):
             raise ConfigError("model.hidden", hidden, "must be a non-empty list of positive integers, e.g. [64, 64]")
         if not 0 <= dropout < 1:
             raise ConfigError("model.dropout", dropout, "must be in [0, 1)")
-        layers: list[nn.Module] = [nn.Flatten()]
-        width = math.prod(input_shape)
-        for size in hidden:
-            layers += [nn.Linear(width, size), activation()]
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-            width = size
-        layers.append(nn.Linear(width, output_size))
-        self.layers = nn.Sequential(*layers)
+        self.layers = nn.Sequential(nn.Flatten(), *dense_layers(math.prod(input_shape), hidden, output_size, activation, dropout))
         initialize(self, init, init_std)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -12,15 +12,20 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src.build import build, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
-from src.errors import report_user_errors
+from src.errors import UserError, report_user_errors
+from src.training.checkpoint import write_durably
 from src.training.trainer import Interrupted
 
 
 def train(config: DictConfig) -> dict[str, float]:
     """Compose, build, fit; the run folder ends up with config.yaml, metrics.json, checkpoints and events."""
     run_dir = Path(config.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(config, resolve=True))
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"paths.output_dir={str(run_dir)!r}: cannot create the run folder ({error.strerror})") from None
+    resolved = plain_config(config)
+    write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
     seed_everything(config.trainer.seed)
     data = build_data(config.data)
     task = build_task(config, data.spec)
@@ -29,9 +34,7 @@ def train(config: DictConfig) -> dict[str, float]:
     # logger=none leaves no _target_, even when an experiment tunes logger keys on top of it
     logger = build(config.logger, log_dir=run_dir) if "_target_" in (config.get("logger") or {}) else None
     trainer = build(config.trainer, run_dir=run_dir, logger=logger)
-    return trainer.fit(
-        task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), plain_config(config)
-    )
+    return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved)
 
 
 def resume_command(checkpoint: Path) -> str:

@@ -178,3 +178,10 @@ def test_wrong_types_and_ranges_name_the_key(tmp_path):
     ]:
         with pytest.raises(UserError, match=message):
             run_training(tmp_path, override, "logger=none")
+
+
+def test_an_output_folder_that_cannot_be_made_gets_one_line(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(UserError, match=r"^paths\.output_dir='.*file/run': cannot create the run folder \(Not a directory\)$"):
+        run_training(blocker / "run", "logger=none")

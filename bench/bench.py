@@ -12,6 +12,7 @@ builds an optimizer. Not a test: these machines are noisy, so read the ratios, n
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import tempfile
@@ -109,6 +110,15 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
     return clock() - start, final
 
 
+def seconds_per_epoch(launcher: list[str], job: list[str], out: str) -> float:
+    """The training loop's wall time per epoch, as the run prints it ("trained E epochs, S steps in T s")."""
+    result = subprocess.run(
+        [*launcher, *job, "logger=none", f"paths.log_dir={out}"], cwd=REPO_ROOT, check=True, capture_output=True, text=True
+    )
+    epochs, seconds = re.search(r"trained (\d+) epochs, \d+ steps in ([\d.]+) s", result.stdout).groups()
+    return float(seconds) / int(epochs)
+
+
 def process_seconds(args: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(args, cwd=REPO_ROOT, check=True, capture_output=True)
@@ -149,6 +159,19 @@ def main() -> None:
         ours_s = min(process_seconds(ours) for _ in range(repeats))
     print(f"process: `python -m src.train trainer.max_steps=1` {ours_s:.2f} s; "
           f"`import torch` + an optimizer alone {base_s:.2f} s; difference {ours_s - base_s:.2f} s")
+
+    if DEVICE.type == "cpu":  # data parallel: the same global batch of 256, on 1 and on 2 processes (gloo)
+        job = ["data=digits", "model=mlp", "model.hidden=[256,256]", "activation=relu", "optimizer=minibatch",
+               "optimizer.batch_size=256", "trainer.max_epochs=40", "trainer.max_steps=null"]
+        torchrun = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node=2", "-m", "src.train"]
+        one, two = [], []
+        for _ in range(repeats):
+            with tempfile.TemporaryDirectory() as a, tempfile.TemporaryDirectory() as b:
+                one.append(seconds_per_epoch([sys.executable, "-m", "src.train"], job, a))
+                two.append(seconds_per_epoch(torchrun, job, b))
+        speedup = min(one) / min(two)
+        print(f"DDP, digits MLP 64-256-256-10, global batch 256: 1 process {1000 * min(one):.1f} ms/epoch, "
+              f"2 processes {1000 * min(two):.1f} ms/epoch: speed-up {speedup:.2f}, scaling efficiency {speedup / 2:.0%}")
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.build import build, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
 from src.errors import UserError, report_user_errors
 from src.training.checkpoint import write_durably
+from src.training.distributed import is_main_process
 from src.training.trainer import Interrupted
 
 
@@ -25,14 +26,15 @@ def train(config: DictConfig) -> dict[str, float]:
     except OSError as error:
         raise UserError(f"paths.output_dir={str(run_dir)!r}: cannot create the run folder ({error.strerror})") from None
     resolved = plain_config(config)
-    write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
+    if is_main_process():
+        write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
     seed_everything(config.trainer.seed)
     data = build_data(config.data)
     task = build_task(config, data.spec)
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
     # logger=none leaves no _target_, even when an experiment tunes logger keys on top of it
-    logger = build(config.logger, log_dir=run_dir) if "_target_" in (config.get("logger") or {}) else None
+    logger = build(config.logger, log_dir=run_dir) if "_target_" in (config.get("logger") or {}) and is_main_process() else None
     trainer = build(config.trainer, run_dir=run_dir, logger=logger)
     return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved)
 
@@ -55,10 +57,16 @@ def train_or_stop(config: DictConfig) -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(config: DictConfig) -> float | None:
     metrics = report_user_errors(lambda: train_or_stop(config))
+    if not is_main_process():
+        return None
     print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items() if "/" in name))
     print(config.paths.output_dir)
     return metrics.get(config.get("optimized_metric", ""))
 
 
 if __name__ == "__main__":
+    if not is_main_process():  # under torchrun, only rank 0 keeps a run folder; the others' Hydra output goes to a temporary one
+        import tempfile
+
+        sys.argv += [f"hydra.run.dir={tempfile.mkdtemp(prefix='rank')}", "hydra.output_subdir=null"]
     main()

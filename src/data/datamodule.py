@@ -93,16 +93,20 @@ class DataModule:
         n = self.size("train")
         return 1 if batch_size is None or batch_size >= n else -(-n // batch_size)
 
-    def batches(self, split: str, batch_size: int | None, shuffle_seed: int | None = None, skip: int = 0) -> Iterator[Batch]:
+    def batches(
+        self, split: str, batch_size: int | None, shuffle_seed: int | None = None, skip: int = 0, shard: tuple[int, int] = (0, 1)
+    ) -> Iterator[Batch]:
         """Yield the split in batches, shuffled when ``shuffle_seed`` is given; ``skip`` resumes mid-epoch.
 
-        The order depends on the seed alone, so a resumed epoch replays exactly.
+        The order depends on the seed alone, so a resumed epoch replays exactly. ``shard=(rank,
+        world)`` yields this rank's every world-th row of each (global) batch.
         """
         x, y = self.splits[split]
         n = len(y)
+        rank, world = shard
         if batch_size is None or batch_size >= n:
             if skip == 0:
-                yield x, y  # whole batch: the order does not change the gradient
+                yield (x, y) if world == 1 else (x[rank::world], y[rank::world])  # whole batch: order is irrelevant
             return
         if shuffle_seed is None:
             for start in range(skip * batch_size, n, batch_size):
@@ -110,7 +114,7 @@ class DataModule:
             return
         order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed)).to(x.device, non_blocking=True)
         for start in range(skip * batch_size, n, batch_size):
-            index = order[start : start + batch_size]
+            index = order[start : start + batch_size][rank::world]
             yield x[index], y[index]
 
 

@@ -41,6 +41,10 @@ class Task(nn.Module):
         """The loss that optimizer ``optimizer_index`` minimizes on this batch."""
         raise NotImplementedError
 
+    def forward(self, batch: Batch, optimizer_index: int) -> Tensor:
+        """training_step, as a forward pass: what DistributedDataParallel wraps to sync gradients."""
+        return self.training_step(batch, optimizer_index)
+
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         """Batch means of the metrics (``loss``, ``acc``, ...), as 0-d tensors; no gradients."""
         raise NotImplementedError

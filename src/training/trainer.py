@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from src.data.datamodule import DataModule
 from src.errors import ConfigError, UserError
@@ -33,6 +34,7 @@ from src.training.checkpoint import (
     state_mismatch,
     write_durably,
 )
+from src.training import distributed
 from src.training.schedules import build_scheduler
 
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
@@ -171,6 +173,9 @@ class Trainer:
         config: dict[str, Any] | None = None,
     ) -> dict[str, float]:
         """Train ``task`` on ``data``; return the final metrics (also in metrics.json)."""
+        self.rank, self.world_size = distributed.world()
+        if self.world_size > 1:
+            self.device = distributed.setup(self.device)
         self.task = task.to(self.device)
         self.data = data.to(self.device)
         if self.channels_last:
@@ -178,6 +183,14 @@ class Trainer:
             data.to_channels_last()
         if self.compile:
             task.model.compile()  # in place: the state_dict keys, and so the checkpoints, stay the same
+        # What computes a step's loss: the task itself, or the task wrapped to average gradients over ranks.
+        self.step_loss = (
+            DistributedDataParallel(task, find_unused_parameters=len(set(task.optimizer_order)) > 1)
+            if self.world_size > 1
+            else task.training_step
+        )
+        if self.rank != 0:
+            self.logger = None  # only rank 0 writes
         self.batch_size = batch_size
         self.config = config or {}
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
@@ -209,7 +222,9 @@ class Trainer:
         anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
         try:
             with anomaly, _StopOnSignals(self):
+                started = time.perf_counter()
                 metrics = self._train()
+                self.train_seconds = time.perf_counter() - started
             if self.interrupted_by is not None:
                 self._save_checkpoints()
                 self.writer.wait()
@@ -266,6 +281,7 @@ class Trainer:
         self.window_start = state.step - len(recorded[order[0]]) // order.count(order[0])
         self.last_save_time = time.monotonic()
         skip_nonfinite, every_n_steps = self.skip_nonfinite, self.checkpoint_every_n_steps
+        step_loss, shard = self.step_loss, (self.rank, self.world_size)
         clip = self.gradient_clip_val
         autocast = PRECISIONS[self.precision]
         metrics: dict[str, float] = {}
@@ -274,14 +290,14 @@ class Trainer:
         while state.epoch < self.max_epochs and state.step < self.max_steps and not self.interrupted_by:
             # Each epoch's order comes from (seed, epoch): a resumed epoch replays it and skips what was done.
             epoch_seed = self.seed * 1_000_003 + state.epoch
-            for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch):
+            for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch, shard=shard):
                 for index in order:
                     optimizer = self.optimizers[index]
                     if autocast is None:
-                        loss = task.training_step(batch, index)
+                        loss = step_loss(batch, index)
                     else:
                         with torch.autocast(self.device.type, dtype=autocast):
-                            loss = task.training_step(batch, index)
+                            loss = step_loss(batch, index)
                     optimizer.zero_grad(set_to_none=True)
                     if skip_nonfinite and not bool(torch.isfinite(loss)):  # a device sync: only when asked for
                         print(f"step {state.step + 1}: train/{task.loss_names[index]} is {float(loss.detach())}, step skipped")
@@ -347,7 +363,8 @@ class Trainer:
         for index, losses in self.recorded.items():
             if losses:  # empty right after resuming from a finished run
                 name = f"train/step_{task.loss_names[index]}"
-                windows[name] = index, torch.stack(losses).float()
+                window = torch.stack(losses).float()
+                windows[name] = index, window if self.world_size == 1 else distributed.mean_over_ranks(window)
                 values[name] = windows[name][1].mean()
                 losses.clear()
         task.eval()
@@ -439,7 +456,7 @@ class Trainer:
         the checkpoint on disk stays the last good one.
         """
         window = [torch.stack(losses) for losses in self.recorded.values() if losses]
-        if window and not bool(torch.isfinite(torch.cat(window)).all()):
+        if self.rank != 0 or (window and not bool(torch.isfinite(torch.cat(window)).all())):
             return
         state = self._checkpoint_state()
         files = [(serialize(state), self.checkpoint_dir / "last.ckpt")]
@@ -467,7 +484,9 @@ class Trainer:
             self.logger.log_visuals(self.task.visualize(self.data.splits), step)
             self.logger.log_hparams(_hparams(self.config), {k: v for k, v in metrics.items() if "/" in k})
         metrics["step"] = self.state.step
-        write_durably(json.dumps(metrics, indent=2) + "\n", self.run_dir / "metrics.json")
+        if self.rank == 0:
+            print(f"trained {self.state.epoch} epochs, {self.state.step} steps in {self.train_seconds:.3f} s")
+            write_durably(json.dumps(metrics, indent=2) + "\n", self.run_dir / "metrics.json")
         return metrics
 
 

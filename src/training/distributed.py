@@ -1,0 +1,37 @@
+"""Several processes, one model: ``torchrun --nproc_per_node=N -m src.train ...``.
+
+Each rank computes the loss on its shard of every global batch; DistributedDataParallel averages
+the gradients, so N processes take the same steps as one process with the same global batch.
+Only rank 0 writes (logs, checkpoints, metrics.json).
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+import torch.distributed as dist
+
+
+def world() -> tuple[int, int]:
+    """(rank, world size) as torchrun sets them; (0, 1) for a plain process."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def is_main_process() -> bool:
+    return world()[0] == 0
+
+
+def setup(device: torch.device) -> torch.device:
+    """Join the process group (nccl on CUDA, gloo on CPU); each rank on its own GPU."""
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    return device
+
+
+def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return tensor / dist.get_world_size()

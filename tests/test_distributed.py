@@ -1,0 +1,38 @@
+"""torchrun with 2 processes on CPU (gloo) takes the same steps as one process with the same global batch."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from src import REPO_ROOT
+from src.training.checkpoint import load_checkpoint
+
+JOB = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.batch_size=64", "trainer.max_epochs=15",
+       "trainer.max_steps=null", "logger=none"]
+
+
+def run(command, log_dir):
+    result = subprocess.run([*command, *JOB, f"paths.log_dir={log_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((log_dir / "train").iterdir())
+    assert len(runs) == 1  # only rank 0 keeps a run folder
+    return runs[0]
+
+
+@pytest.mark.slow
+def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
+    one = run([sys.executable, "-m", "src.train"], tmp_path / "one")
+    torchrun = str(Path(sys.executable).with_name("torchrun"))
+    two = run([torchrun, "--nproc_per_node=2", "-m", "src.train"], tmp_path / "two")
+    a = load_checkpoint(one / "checkpoints" / "last.ckpt")["model"]
+    b = load_checkpoint(two / "checkpoints" / "last.ckpt")["model"]
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    metrics_one = json.loads((one / "metrics.json").read_text())
+    metrics_two = json.loads((two / "metrics.json").read_text())
+    assert metrics_two["val/acc"] == pytest.approx(metrics_one["val/acc"], abs=1e-6)
+    assert metrics_two["train/step_loss"] == pytest.approx(metrics_one["train/step_loss"], rel=1e-4)  # reduced over ranks

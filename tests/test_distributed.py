@@ -15,8 +15,10 @@ JOB = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.batch_size=64", "
        "trainer.max_steps=null", "logger=none"]
 
 
-def run(command, log_dir):
-    result = subprocess.run([*command, *JOB, f"paths.log_dir={log_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+def run(command, log_dir, *extra):
+    result = subprocess.run(
+        [*command, *JOB, *extra, f"paths.log_dir={log_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((log_dir / "train").iterdir())
     assert len(runs) == 1  # only rank 0 keeps a run folder
@@ -36,3 +38,17 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     metrics_two = json.loads((two / "metrics.json").read_text())
     assert metrics_two["val/acc"] == pytest.approx(metrics_one["val/acc"], abs=1e-6)
     assert metrics_two["train/step_loss"] == pytest.approx(metrics_one["train/step_loss"], rel=1e-4)  # reduced over ranks
+
+
+@pytest.mark.slow
+def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
+    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node=2", "-m", "src.train"]
+    whole = run([sys.executable, "-m", "src.train"], tmp_path / "whole")
+    part = run(torchrun, tmp_path / "part", "trainer.max_steps=17")
+    assert load_checkpoint(part / "checkpoints" / "last.ckpt")["loop"]["step"] == 17
+    rest = run(torchrun, tmp_path / "rest", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    a = load_checkpoint(whole / "checkpoints" / "last.ckpt")
+    b = load_checkpoint(rest / "checkpoints" / "last.ckpt")
+    assert a["loop"]["step"] == b["loop"]["step"]
+    for name in a["model"]:
+        torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-4, atol=1e-5)

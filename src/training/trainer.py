@@ -269,7 +269,8 @@ class Trainer:
         best = Path(ckpt_path).with_name("best.ckpt")
         self.best_checkpoint = load_checkpoint(best) if best.is_file() else None
         self.best_dirty = self.best_checkpoint is not None  # this run's folder gets its own copy
-        print(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
+        if self.rank == 0:
+            print(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
 
     # ------------------------------------------------------------------ the loop
     def _train(self) -> dict[str, float]:

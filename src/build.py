@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
 from src.errors import ConfigError, UserError
-from src.training.checkpoint import load_checkpoint, state_mismatch
+from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.adversarial import Adversarial
 from src.tasks.classification import BinaryClassification, MulticlassClassification
 from src.tasks.forecast import Forecast
@@ -119,10 +119,7 @@ def build_from_checkpoint(path: str) -> tuple[Task, DataSpec, DictConfig]:
     config = OmegaConf.create(checkpoint["config"])
     spec = DataSpec.from_state(checkpoint["data"])
     task = build_task(config, spec)
-    mismatch = state_mismatch(task.state_dict(), checkpoint["model"])
-    if mismatch:
-        raise UserError(f"ckpt_path={path}: does not match the model its config describes ({mismatch})")
-    task.load_state_dict(checkpoint["model"])
+    load_weights(task, checkpoint["model"], f"ckpt_path={path}: does not match the model its config describes")
     return task.eval(), spec, config
 
 

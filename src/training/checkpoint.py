@@ -87,6 +87,14 @@ def restore_rng_states(state: dict[str, Any]) -> None:
     random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
 
 
+def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], refusal: str) -> None:
+    """Load ``weights`` into ``module``, or raise one line: ``refusal`` followed by the first difference."""
+    mismatch = state_mismatch(module.state_dict(), weights)
+    if mismatch:
+        raise UserError(f"{refusal} ({mismatch})")
+    module.load_state_dict(weights)
+
+
 def state_mismatch(expected: dict[str, Tensor], found: dict[str, Tensor]) -> str:
     """The first difference in names or shapes between two state dicts, in words ('' if none)."""
     for name in expected.keys() - found.keys():

@@ -28,10 +28,10 @@ from src.tasks.task import OptimizerFactory, Task
 from src.training.checkpoint import (
     CheckpointWriter,
     load_checkpoint,
+    load_weights,
     restore_rng_states,
     rng_states,
     serialize,
-    state_mismatch,
     write_durably,
 )
 from src.training import distributed
@@ -250,10 +250,7 @@ class Trainer:
 
     def _resume(self, ckpt_path: str) -> None:
         checkpoint = load_checkpoint(ckpt_path)
-        mismatch = state_mismatch(self.task.state_dict(), checkpoint["model"])
-        if mismatch:
-            raise UserError(f"ckpt_path={ckpt_path}: does not match this model ({mismatch})")
-        self.task.load_state_dict(checkpoint["model"])
+        load_weights(self.task, checkpoint["model"], f"ckpt_path={ckpt_path}: does not match this model")
         if "optimizers" not in checkpoint:
             raise UserError(f"ckpt_path={ckpt_path}: holds weights only (a best.ckpt); resume from last.ckpt")
         try:

@@ -52,40 +52,72 @@ def assert_same_end(a: dict, b: dict) -> None:
                 assert torch.equal(torch.as_tensor(value), torch.as_tensor(other["state"][key][name])), name
 
 
+def runs_in(log_dir: Path) -> set[Path]:
+    return set((log_dir / "train").iterdir()) if (log_dir / "train").exists() else set()
+
+
+def kill_at_a_random_moment(log_dir: Path, checkpoint: Path | None, rng: random.Random) -> Path | None:
+    """Start the job (resuming from ``checkpoint``), SIGKILL it a random moment after its first
+    checkpoint, and return the newest last.ckpt there is to resume from: its own, else ``checkpoint``."""
+    before = runs_in(log_dir)
+    process = start(log_dir, *([f"ckpt_path={checkpoint}"] if checkpoint else []))
+    own: Path | None = None
+    deadline = time.monotonic() + 120
+    while own is None and process.poll() is None and time.monotonic() < deadline:
+        own = next((r / "checkpoints" / "last.ckpt" for r in runs_in(log_dir) - before if (r / "checkpoints" / "last.ckpt").exists()), None)
+        time.sleep(0.01)
+    time.sleep(rng.uniform(0.0, 0.3))
+    process.kill()  # whether it is mid-step, mid-write, or already done: the outcome must not depend on it
+    process.wait(timeout=60)
+    mine = [r / "checkpoints" / "last.ckpt" for r in runs_in(log_dir) - before]
+    return next((path for path in mine if path.exists()), checkpoint)
+
+
+def resume(log_dir: Path, checkpoint: Path) -> Path:
+    before = runs_in(log_dir)
+    process = start(log_dir, f"ckpt_path={checkpoint}")
+    assert process.wait(timeout=300) == 0, process.stderr.read()
+    (run,) = runs_in(log_dir) - before
+    return run
+
+
+def assert_same_run(run: Path, reference: Path) -> None:
+    assert_same_end(final_state(run), final_state(reference))
+    assert (run / "metrics.json").read_text() == (reference / "metrics.json").read_text()
+
+
 @pytest.mark.slow
 def test_sigkill_at_random_moments_then_resume_ends_bit_for_bit_like_an_uninterrupted_run(tmp_path):
     whole = start(tmp_path / "whole")
     assert whole.wait(timeout=300) == 0, whole.stderr.read()
-    reference = newest_run(tmp_path / "whole")
+    (reference,) = runs_in(tmp_path / "whole")
 
     rng = random.Random(0)
     log_dir = tmp_path / "killed"
-    extra: list[str] = []
-    kills = 0
+    checkpoint = None
     for _ in range(3):
-        process = start(log_dir, *extra)
-        deadline = time.monotonic() + 120
-        run_dir = None
-        while time.monotonic() < deadline and process.poll() is None:  # wait for a checkpoint of this run
-            runs = sorted((log_dir / "train").glob("*")) if (log_dir / "train").exists() else []
-            fresh = [r for r in runs if (r / "checkpoints" / "last.ckpt").exists() and f"ckpt_path={r}" not in " ".join(extra)]
-            if fresh:
-                run_dir = fresh[-1]
-                break
-            time.sleep(0.02)
-        time.sleep(rng.uniform(0.0, 0.4))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            kills += 1
-        process.wait(timeout=60)
-        run_dir = newest_run(log_dir)
-        extra = [f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}"]
-    assert kills >= 2
-    last = start(log_dir, *extra)
-    assert last.wait(timeout=300) == 0, last.stderr.read()
-    assert_same_end(final_state(newest_run(log_dir)), final_state(reference))
-    whole_metrics = (reference / "metrics.json").read_text()
-    assert (newest_run(log_dir) / "metrics.json").read_text() == whole_metrics
+        checkpoint = kill_at_a_random_moment(log_dir, checkpoint, rng)
+    if checkpoint is None:  # every kill came before the first checkpoint (a very slow machine): start over
+        assert start(log_dir).wait(timeout=300) == 0
+        checkpoint = max(runs_in(log_dir), key=lambda r: r.stat().st_mtime_ns) / "checkpoints" / "last.ckpt"
+    finished = resume(log_dir, checkpoint)
+    assert_same_run(finished, reference)
+    # A kill after the final checkpoint, on purpose: resuming a finished run changes nothing.
+    assert_same_run(resume(log_dir, finished / "checkpoints" / "last.ckpt"), reference)
+
+
+def test_resuming_a_finished_run_checks_nothing_again_and_logs_no_training_points(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    job = ["data=moons", "model=mlp", "optimizer=adam", "trainer.max_epochs=20", "trainer.max_steps=null", "trainer.patience=1"]
+    finished = run_training(tmp_path / "first", *job)
+    checkpoint = load_checkpoint(tmp_path / "first" / "checkpoints" / "last.ckpt")
+    again = run_training(tmp_path / "again", *job, f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}")
+    assert again == finished
+    assert load_checkpoint(tmp_path / "again" / "checkpoints" / "last.ckpt")["loop"] == checkpoint["loop"]
+    events = EventAccumulator(str(tmp_path / "again"))
+    events.Reload()
+    assert not [tag for tag in events.Tags()["scalars"] if not tag.startswith("test/")]
 
 
 @pytest.mark.slow

@@ -83,6 +83,7 @@ class LoopState:
     batch_in_epoch: int = 0
     best_score: float | None = None
     checks_without_improvement: int = 0
+    checked_at_step: int = -1  # the step of the latest check; equal to `step` when nothing is left to check
 
 
 class Trainer:
@@ -215,6 +216,7 @@ class Trainer:
         # The model's tensors, updated in place by the optimizers: copying them skips state_dict()'s module walk.
         self.live_state = task.state_dict()
         self.resumed_window: dict[int, list[Tensor]] = {}
+        self.last_metrics: dict[str, float] = {}  # the latest check's, so a resumed finished run reports them unchanged
         if ckpt_path is not None:
             self._resume(ckpt_path)
         self.writer = CheckpointWriter()
@@ -262,6 +264,7 @@ class Trainer:
             scheduler.load_state_dict(saved)
         self.state = LoopState(**checkpoint["loop"])
         self.resumed_window = {index: list(losses) for index, losses in checkpoint.get("window", {}).items()}
+        self.last_metrics = dict(checkpoint.get("metrics", {}))
         restore_rng_states(checkpoint["rng"])
         best = Path(ckpt_path).with_name("best.ckpt")
         self.best_checkpoint = load_checkpoint(best) if best.is_file() else None
@@ -282,10 +285,13 @@ class Trainer:
         step_loss, shard = self.step_loss, (self.rank, self.world_size)
         clip = self.gradient_clip_val
         autocast = PRECISIONS[self.precision]
-        metrics: dict[str, float] = {}
-        checked_at = -1
         task.train()
-        while state.epoch < self.max_epochs and state.step < self.max_steps and not self.interrupted_by:
+        while (
+            state.epoch < self.max_epochs
+            and state.step < self.max_steps
+            and not self._stopped_early()
+            and not self.interrupted_by
+        ):
             # Each epoch's order comes from (seed, epoch): a resumed epoch replays it and skips what was done.
             epoch_seed = self.seed * 1_000_003 + state.epoch
             for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch, shard=shard):
@@ -327,15 +333,16 @@ class Trainer:
                 for scheduler in self.schedulers:
                     scheduler.step()
                 if state.epoch % self.check_every == 0 or state.epoch >= self.max_epochs:
-                    metrics, stop = self._check()
-                    checked_at = state.step
-                    if stop:
-                        break
+                    self._check()
                 if self._checkpoint_due():
                     self._save_checkpoints()
-        if checked_at != state.step and not self.interrupted_by:
-            metrics, _ = self._check()
-        return metrics
+        # A resumed run that had already ended (a kill after its final checkpoint) checks nothing again.
+        if state.checked_at_step != state.step and not self.interrupted_by:
+            self._check()
+        return dict(self.last_metrics)
+
+    def _stopped_early(self) -> bool:
+        return self.patience is not None and self.state.checks_without_improvement >= self.patience
 
     def _checkpoint_due(self) -> bool:
         """At an epoch's end: every N epochs, or when N minutes have passed.
@@ -353,8 +360,8 @@ class Trainer:
         return self.state.epoch % self.checkpoint_every_n_epochs == 0
 
     # ------------------------------------------------------------------ every few epochs
-    def _check(self) -> tuple[dict[str, float], bool]:
-        """Metrics, logging, best model, early stopping, periodic checkpoint. Returns (metrics, stop)."""
+    def _check(self) -> None:
+        """Metrics, logging, best model, early stopping; the metrics end up in ``last_metrics``."""
         task, state = self.task, self.state
         values: dict[str, Tensor] = {}
         windows: dict[str, tuple[int, Tensor]] = {}  # the step losses since the last check
@@ -390,7 +397,8 @@ class Trainer:
             raise ConfigError("trainer.monitor", self.monitor_name, f"not a logged metric; these are: {', '.join(metrics)}")
         score = metrics[self.monitor_name]
         sign = 1 if self.monitor_mode == "min" else -1
-        stop = False
+        state.checked_at_step = state.step
+        self.last_metrics = metrics
         if state.best_score is None or sign * (state.best_score - score) > self.min_delta:
             state.best_score = score
             state.checks_without_improvement = 0
@@ -398,13 +406,11 @@ class Trainer:
             self.best_dirty = True
         else:
             state.checks_without_improvement += 1
-            stop = self.patience is not None and state.checks_without_improvement >= self.patience
-            if stop:
+            if self._stopped_early():
                 print(f"early stopping: {self.monitor_name} has not improved for {self.patience} checks")
         if self.progress_bar:
             shown = " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k.startswith(("train/loss", "train/acc", "val/")))
             print(f"\repoch {state.epoch} step {state.step} {shown}", end="", file=sys.stderr, flush=True)
-        return metrics, stop
 
     def _due(self, every: int | None) -> bool:
         """Whether a multiple of ``every`` epochs was passed since the previous check."""
@@ -442,6 +448,7 @@ class Trainer:
             "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
             "loop": asdict(self.state),
             "window": {index: torch.stack(losses) for index, losses in self.recorded.items() if losses},
+            "metrics": self.last_metrics,
             "rng": rng_states(),
             "config": self.config,
             "data": self.data_state,
@@ -459,7 +466,8 @@ class Trainer:
         state = self._checkpoint_state()
         files = [(serialize(state), self.checkpoint_dir / "last.ckpt")]
         if self.best_dirty:
-            files.append((serialize(self.best_checkpoint), self.checkpoint_dir / "best.ckpt"))
+            # best.ckpt first: a kill between the two leaves a last.ckpt whose best.ckpt is never older than it.
+            files.insert(0, (serialize(self.best_checkpoint), self.checkpoint_dir / "best.ckpt"))
             self.best_dirty = False
         self.writer.submit(files)
         self.last_saved = state["loop"]

@@ -1,4 +1,4 @@
-"""Turn the composed config into objects: data, task (with its model), optimizer, scheduler, logger."""
+"""Turn the composed config into objects: data, task (with its model), optimizer, scheduler, loggers, callbacks."""
 
 from __future__ import annotations
 
@@ -13,12 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
-from src.errors import ConfigError, UserError
+from src.errors import Rule, UserError, check, integer, positive_int, positive_number
 from src.training.checkpoint import load_checkpoint, load_weights
-from src.tasks.adversarial import Adversarial
-from src.tasks.classification import BinaryClassification, MulticlassClassification
-from src.tasks.forecast import Forecast
-from src.tasks.regression import Regression
 from src.tasks.task import OptimizerFactory, Task
 
 SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows")
@@ -38,8 +34,7 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
 
 
 def seed_everything(seed: int) -> None:
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise ConfigError("trainer.seed", seed, "must be an integer")
+    check("trainer.seed", seed, integer)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -52,57 +47,29 @@ def build_data(config: DictConfig) -> DataModule:
 
 
 def build_task(config: DictConfig, data: DataSpec) -> Task:
-    """``task: auto`` follows the data: regression, binary (sigmoid) or multi-class (softmax)."""
-    kind = config.get("task", "auto")
-    if kind == "auto":
-        kind = "regression" if data.task == "regression" else "classification"
-    if kind not in TASKS:
-        raise ConfigError("task", kind, f"allowed: auto, {', '.join(TASKS)}")
-    return TASKS[kind](config, data)
+    """The task group's choice (``conf/task/``), given a factory for the model at the output size it asks for."""
+    def make_model(output_size: int) -> torch.nn.Module:
+        return build(config.model, input_shape=data.input_shape, output_size=output_size)
+
+    return build(config.task, _partial_=True)(model=make_model, spec=data)
 
 
-def _classification(config: DictConfig, data: DataSpec) -> Task:
-    if data.task != "classification":
-        raise ConfigError("task", "classification", f"data {data.name} holds real-valued targets: use task=regression")
-    if data.num_classes == 2:
-        return BinaryClassification(build(config.model, input_shape=data.input_shape, output_size=1), data.class_names)
-    model = build(config.model, input_shape=data.input_shape, output_size=data.num_classes)
-    return MulticlassClassification(model, data.num_classes, data.class_names)
+def build_all(config: DictConfig | None, **kwargs: Any) -> list[Any]:
+    """A group that may hold several objects (loggers, callbacks): the ``_target_`` at its top, or each entry's.
 
-
-def _regression(config: DictConfig, data: DataSpec) -> Task:
-    return Regression(build(config.model, input_shape=data.input_shape, output_size=1))
-
-
-def _forecast(config: DictConfig, data: DataSpec) -> Task:
-    return Forecast(build(config.model, input_shape=data.input_shape, output_size=1))
-
-
-def _adversarial(config: DictConfig, data: DataSpec) -> Task:
-    model = build(config.model, input_shape=data.input_shape, output_size=1)
-    if not hasattr(model, "generator") or not hasattr(model, "discriminator"):
-        raise ConfigError("task", "adversarial", "needs a model with a generator and a discriminator (model=gan)")
-    return Adversarial(
-        model, model.discriminator_steps, model.generator_steps, modes=data.info.get("modes"), mode_std=data.info.get("mode_std")
-    )
-
-
-TASKS: dict[str, Callable[[DictConfig, DataSpec], Task]] = {
-    "classification": _classification,
-    "regression": _regression,
-    "forecast": _forecast,
-    "adversarial": _adversarial,
-}
+    An option without one (``logger=none``) builds nothing, even when an experiment tunes its keys.
+    """
+    if not config:
+        return []
+    if "_target_" in config:
+        return [build(config, **kwargs)]
+    return [build(entry, **kwargs) for entry in config.values() if isinstance(entry, DictConfig) and "_target_" in entry]
 
 
 def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     """The optimizer factory (it gets the parameters later) and the batch size (None: whole batch)."""
-    lr = config.get("lr")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
-        raise ConfigError("optimizer.lr", lr, "must be a number > 0")
-    batch_size = config.get("batch_size")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
-        raise ConfigError("optimizer.batch_size", batch_size, "must be a positive integer, or null for the whole data set")
+    check("optimizer.lr", config.get("lr"), positive_number)
+    batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
     factory = build({key: value for key, value in config.items() if key != "batch_size"})
     return factory, batch_size
 
@@ -117,6 +84,8 @@ def build_from_checkpoint(path: str) -> tuple[Task, DataSpec, DictConfig]:
     if "config" not in checkpoint or "data" not in checkpoint:
         raise UserError(f"ckpt_path={path}: holds no config or data description to rebuild the model from")
     config = OmegaConf.create(checkpoint["config"])
+    if not isinstance(config.get("task"), DictConfig):
+        raise UserError(f"ckpt_path={path}: written by an earlier version (its task is a name, not a config); retrain it")
     spec = DataSpec.from_state(checkpoint["data"])
     task = build_task(config, spec)
     load_weights(task, checkpoint["model"], f"ckpt_path={path}: does not match the model its config describes")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from typing import Any, Callable, TypeVar
@@ -31,3 +32,64 @@ def report_user_errors(fn: Callable[[], T]) -> T:
             raise
         print(f"error: {error}", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)
+
+
+class Rule:
+    """What a config value may be, in words: rules combine with ``|`` (``positive_int | null``)."""
+
+    def __init__(self, accepts: Callable[[Any], bool], what: str) -> None:
+        self.accepts, self.what = accepts, what
+
+    def __or__(self, other: "Rule") -> "Rule":
+        return Rule(lambda value: self.accepts(value) or other.accepts(value), f"{self.what} or {other.what}")
+
+
+def check(key: str, value: T, rule: Rule) -> T:
+    """``value`` if ``rule`` accepts it; else a ConfigError naming ``key``, the value and what is allowed."""
+    if not rule.accepts(value):
+        raise ConfigError(key, value, f"must be {rule.what}")
+    return value
+
+
+def check_arguments(prefix: str, values: dict[str, Any], rules: dict[str, Rule]) -> None:
+    """Check each argument named in ``rules``; errors name it ``<prefix>.<argument>`` as the config does."""
+    for name, rule in rules.items():
+        check(f"{prefix}.{name}", values[name], rule)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)) and math.isfinite(value)
+
+
+def one_of(*options: Any) -> Rule:
+    return Rule(lambda value: any(value == option and type(value) is type(option) for option in options), f"one of {', '.join(map(str, options))}")
+
+
+def number(low: float = -math.inf, high: float = math.inf, low_open: bool = False, high_open: bool = False) -> Rule:
+    """A finite number in a range, e.g. ``number(0, low_open=True)`` for > 0 or ``number(0, 1, high_open=True)`` for [0, 1)."""
+    if high == math.inf:
+        what = f"a number > {low:g}" if low_open else f"a number ≥ {low:g}" if low > -math.inf else "a number"
+    else:
+        what = f"a number in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+    return Rule(
+        lambda v: _is_number(v) and (v > low if low_open else v >= low) and (v < high if high_open else v <= high), what
+    )
+
+
+integer = Rule(_is_int, "an integer")
+positive_int = Rule(lambda value: _is_int(value) and value >= 1, "a positive integer")
+positive_number = number(0, low_open=True)
+null = Rule(lambda value: value is None, "null")
+auto = Rule(lambda value: value == "auto", "auto")
+boolean = Rule(lambda value: isinstance(value, bool), "true or false")
+
+
+def nonempty_list_of(rule: Rule) -> Rule:
+    return Rule(
+        lambda value: isinstance(value, (list, tuple)) and len(value) > 0 and all(rule.accepts(v) for v in value),
+        f"a non-empty list of {rule.what.removeprefix('a ').removeprefix('an ')}s",
+    )

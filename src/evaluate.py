@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from src.build import build_data, build_from_checkpoint
 from src.errors import ConfigError, report_user_errors
-from src.training.checkpoint import write_durably
+from src.training.checkpoint import run_folder, write_durably
 
 
 def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
@@ -24,11 +24,10 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
     data = build_data(config.data)
     if split not in data.splits:
         raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)}")
-    values = task.evaluate(data.batches(split, 4096))
+    values = task.evaluate(data.batches(split, config.trainer.eval_batch_size))
     metrics = {f"{split}/{name}": float(value) for name, value in values.items()}
     checkpoint = Path(ckpt_path).resolve()
-    run_dir = checkpoint.parent.parent if checkpoint.parent.name == "checkpoints" else checkpoint.parent
-    file = run_dir / "metrics.json"
+    file = run_folder(checkpoint) / "metrics.json"
     saved = json.loads(file.read_text()) if file.is_file() else {}
     saved.update(metrics)
     saved["evaluated_checkpoint"] = str(checkpoint)

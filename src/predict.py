@@ -17,7 +17,6 @@ from src.build import build_from_checkpoint
 from src.data.csv_table import number, read_rows
 from src.data.spec import DataSpec
 from src.errors import ConfigError, UserError, report_user_errors
-from src.tasks.regression import Regression
 
 
 def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]:
@@ -37,8 +36,6 @@ def predict(ckpt_path: str | None, input: str | None, output: str) -> int:
         if value is None:
             raise ConfigError(key, value, "is required: python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv>")
     task, spec, _ = build_from_checkpoint(ckpt_path)
-    if not hasattr(task, "predict"):
-        raise UserError(f"ckpt_path={ckpt_path}: a {type(task).__name__} model makes no predictions from rows")
     path = Path(input).expanduser()
     if not path.is_file():
         raise ConfigError("input", input, "file not found")
@@ -46,27 +43,19 @@ def predict(ckpt_path: str | None, input: str | None, output: str) -> int:
     columns = _feature_columns(header, spec, path)
     rows = [[number(row[c], f"{path} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
     features = spec.scale(torch.tensor(rows, dtype=torch.float32)).reshape(len(rows), *spec.input_shape)
-    with torch.no_grad():
-        if isinstance(task, Regression):
-            results = [[f"{value:.6g}"] for value in task.predict(features).tolist()]
-            names = ["prediction"]
-        else:
-            probabilities = task.probabilities(features)
-            if probabilities.dim() == 1:  # binary: P(class 1)
-                probabilities = torch.stack([1 - probabilities, probabilities], dim=1)
-            best, index = probabilities.max(dim=1)
-            classes = spec.class_names or [str(i) for i in range(probabilities.shape[1])]
-            results = [[classes[i], f"{p:.6f}"] for i, p in zip(index.tolist(), best.tolist())]
-            names = ["prediction", "probability"]
+    try:
+        predicted = task.prediction_columns(features)
+    except UserError as error:
+        raise UserError(f"ckpt_path={ckpt_path}: {error}") from None
     try:
         with open(output, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow([header[c] for c in columns] + names)
-            for (_, row), result in zip(body, results):
+            writer.writerow([header[c] for c in columns] + list(predicted))
+            for (_, row), *result in zip(body, *predicted.values()):
                 writer.writerow([row[c] for c in columns] + result)
     except OSError as error:
         raise UserError(f"output={output}: cannot write ({error.strerror or error})") from None
-    return len(results)
+    return len(body)
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

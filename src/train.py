@@ -11,7 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src.build import build, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
+from src.build import build, build_all, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
 from src.errors import UserError, report_user_errors
 from src.training.checkpoint import write_durably
 from src.training.distributed import is_main_process
@@ -33,9 +33,8 @@ def train(config: DictConfig) -> dict[str, float]:
     task = build_task(config, data.spec)
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
-    # logger=none leaves no _target_, even when an experiment tunes logger keys on top of it
-    logger = build(config.logger, log_dir=run_dir) if "_target_" in (config.get("logger") or {}) and is_main_process() else None
-    trainer = build(config.trainer, run_dir=run_dir, logger=logger)
+    loggers = build_all(config.get("logger"), log_dir=run_dir) if is_main_process() else []
+    trainer = build(config.trainer, run_dir=run_dir, logger=loggers, callbacks=build_all(config.get("callbacks")))
     return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved)
 
 

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+Visual = Tensor | str  # what a task shows: a CHW image in [0, 1], or a markdown text
 # Light backgrounds for predicted regions, strong colors for the points (class 0, class 1, ...).
 _PALETTE = torch.tensor(
     [[0.84, 0.15, 0.16], [0.12, 0.47, 0.71], [0.17, 0.63, 0.17], [1.0, 0.5, 0.05], [0.58, 0.4, 0.74],

@@ -23,11 +23,11 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["optimizer=minibatch", "optimizer.batch_size=0"], r"^optimizer\.batch_size=0: must be a positive integer"),
         (["model=mlp", "model.hidden=[]"], r"^model\.hidden=\[\]: must be a non-empty list of positive integers"),
         (["model=mlp", "model.hidden=[4,0]"], r"^model\.hidden=\[4, 0\]: must be a non-empty list"),
-        (["model.init=orthogonal"], r"^model\.init='orthogonal': allowed: default, normal, xavier, he$"),
+        (["model.init=orthogonal"], r"^model\.init='orthogonal': must be one of default, normal, xavier, he$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
         (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),
-        (["trainer.precision=64"], r"^trainer\.precision=64: allowed: 32, bf16-mixed, 16-mixed$"),
+        (["trainer.precision=64"], r"^trainer\.precision=64: must be one of 32, bf16-mixed, 16-mixed$"),
         (["data.val_fraction=0.6", "data.test_fraction=0.5"], r"^data\.val_fraction \+ data\.test_fraction=1\.1"),
         (["data.val_fraction=1.5"], r"^data\.val_fraction=1\.5: must be a number in \[0, 1\)$"),
         (["ckpt_path=/no/such/last.ckpt"], r"^ckpt_path='/no/such/last\.ckpt': no such checkpoint file$"),
@@ -139,3 +139,4 @@ def test_hydra_full_error_shows_the_traceback(tmp_path):
         cwd=REPO_ROOT, env={**os.environ, "HYDRA_FULL_ERROR": "1"}, capture_output=True, text=True, timeout=120,
     )
     assert result.returncode != 0 and "Traceback" in result.stderr and "optimizer.lr=-1" in result.stderr
+

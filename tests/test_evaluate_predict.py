@@ -68,7 +68,7 @@ def test_predict_counts_columns_for_unnamed_features(tmp_path):
 def test_regression_prediction(tmp_path, csv_file):
     path = csv_file("x,y\n" + "".join(f"{x / 10},{3 * x / 10 + 1}\n" for x in range(-20, 20)))
     run_training(
-        tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "model=logreg",
+        tmp_path / "run", "data=csv", f"data.path={path}", "data.target=y", "data.target_type=regression", "model=logreg",
         "optimizer=gd", "optimizer.lr=0.5", "trainer.max_steps=400", "logger=none",
     )
     new = csv_file("x\n0.5\n", "new.csv")

@@ -206,7 +206,7 @@ def test_wrong_types_and_ranges_name_the_key(tmp_path):
     for override, message in [
         ("trainer.max_epochs=abc", r"^trainer\.max_epochs='abc': must be a positive integer or null$"),
         ("trainer.checkpoint_every_n_steps=0", r"^trainer\.checkpoint_every_n_steps=0: must be a positive integer or null$"),
-        ("trainer.on_nonfinite_loss=ignore", r"^trainer\.on_nonfinite_loss='ignore': allowed: stop, skip$"),
+        ("trainer.on_nonfinite_loss=ignore", r"^trainer\.on_nonfinite_loss='ignore': must be one of stop, skip$"),
     ]:
         with pytest.raises(UserError, match=message):
             run_training(tmp_path, override, "logger=none")
@@ -217,3 +217,4 @@ def test_an_output_folder_that_cannot_be_made_gets_one_line(tmp_path):
     blocker.write_text("not a folder")
     with pytest.raises(UserError, match=r"^paths\.output_dir='.*file/run': cannot create the run folder \(Not a directory\)$"):
         run_training(blocker / "run", "logger=none")
+

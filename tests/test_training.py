@@ -35,7 +35,7 @@ def test_regression_on_a_csv(tmp_path, csv_file):
     rows = "\n".join(f"{x / 10},{2 * (x / 10) - 1}" for x in range(-30, 30))
     path = csv_file("x,y\n" + rows + "\n")
     metrics = run_training(
-        tmp_path, "data=csv", f"data.path={path}", "data.target=y", "data.task=regression", "model=logreg",
+        tmp_path, "data=csv", f"data.path={path}", "data.target=y", "data.target_type=regression", "model=logreg",
         "optimizer=gd", "optimizer.lr=0.5", "trainer.max_steps=300", *QUIET,
     )
     assert metrics["test/mse"] < 1e-4

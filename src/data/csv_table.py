@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from src.data.dataset import Dataset
-from src.errors import ConfigError, UserError
+from src.errors import ConfigError, UserError, check, one_of
 
 
 def number(text: str, where: str) -> float:
@@ -46,7 +46,7 @@ def load_csv(
     path: str | None,
     target: str | None,
     features: list[str] | None = None,
-    task: str = "classification",
+    target_type: str = "classification",
     delimiter: str = ",",
 ) -> Dataset:
     """Read ``path``; ``target`` names the label column, ``features`` the inputs (default: all others)."""
@@ -54,8 +54,7 @@ def load_csv(
         raise ConfigError("data.path", path, "set it to your CSV file, e.g. data.path=my.csv")
     if target is None:
         raise ConfigError("data.target", target, "set it to the name of the label column")
-    if task not in ("classification", "regression"):
-        raise ConfigError("data.task", task, "allowed: classification, regression")
+    check("data.target_type", target_type, one_of("classification", "regression"))
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError("data.path", path, "file not found")
@@ -75,7 +74,7 @@ def load_csv(
     )
     labels = [row[header.index(target)].strip() for _, row in body]
     where = f"{file} column {target!r}"
-    if task == "regression":
+    if target_type == "regression":
         y = np.array([number(label, f"{where} line {line}") for label, (line, _) in zip(labels, body)])
         return Dataset(x, y, "regression", file.stem, feature_names=feature_names)
 

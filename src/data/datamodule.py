@@ -10,7 +10,7 @@ from torch import Tensor
 
 from src.data.dataset import Dataset
 from src.data.spec import DataSpec
-from src.errors import ConfigError, UserError
+from src.errors import ConfigError, Rule, UserError, boolean, check_arguments, integer, null, number, positive_int
 
 Batch = tuple[Tensor, Tensor]
 
@@ -24,6 +24,16 @@ class DataModule:
     epoch: no per-sample DataLoader, no copies per step.
     """
 
+    #: What each split argument may hold; a bad value is refused naming ``data.<argument>``.
+    RULES: dict[str, Rule] = {
+        "val_fraction": number(0, 1, high_open=True),
+        "test_fraction": number(0, 1, high_open=True),
+        "standardize": boolean,
+        "split_seed": integer,
+        "split_shuffle": boolean,
+        "limit_train_rows": positive_int | null,
+    }
+
     def __init__(
         self,
         dataset: Dataset,
@@ -34,9 +44,7 @@ class DataModule:
         split_shuffle: bool = True,
         limit_train_rows: int | None = None,
     ) -> None:
-        for key, value in (("data.val_fraction", val_fraction), ("data.test_fraction", test_fraction)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ConfigError(key, value, "must be a number in [0, 1)")
+        check_arguments("data", locals(), self.RULES)
         if val_fraction + test_fraction >= 1:
             raise ConfigError(
                 "data.val_fraction + data.test_fraction", val_fraction + test_fraction, "must be below 1"
@@ -44,17 +52,15 @@ class DataModule:
         if not np.all(np.isfinite(dataset.features)):
             raise UserError(f"data {dataset.name}: features hold NaN or inf")
         self.name = dataset.name
-        self.task = dataset.task
-        self.num_classes = int(dataset.targets.max()) + 1 if dataset.task == "classification" else 0
+        self.target_type = dataset.target_type
+        self.num_classes = int(dataset.targets.max()) + 1 if dataset.target_type == "classification" else 0
         self.spec = DataSpec(
-            dataset.name, dataset.task, self.num_classes, tuple(dataset.features.shape[1:]),
+            dataset.name, dataset.target_type, self.num_classes, tuple(dataset.features.shape[1:]),
             dataset.class_names, dataset.feature_names, dataset.info,
         )
 
         parts = _split(dataset, val_fraction, test_fraction, split_seed, split_shuffle)
         if limit_train_rows is not None:
-            if isinstance(limit_train_rows, bool) or not isinstance(limit_train_rows, int) or limit_train_rows < 1:
-                raise ConfigError("data.limit_train_rows", limit_train_rows, "must be a positive integer or null")
             parts["train"] = tuple(part[:limit_train_rows] for part in parts["train"])
         if standardize:
             mean = parts["train"][0].mean(axis=0)
@@ -67,7 +73,7 @@ class DataModule:
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> Batch:
         features = torch.as_tensor(x, dtype=torch.float32)
-        if self.task == "regression":
+        if self.target_type == "regression":
             targets = torch.as_tensor(y, dtype=torch.float32)
         elif self.num_classes == 2:
             targets = torch.as_tensor(y, dtype=torch.float32)  # binary cross-entropy wants 0./1.
@@ -125,7 +131,7 @@ def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: in
         return parts
     from sklearn.model_selection import train_test_split  # ~1 s to import: only when a split is asked
 
-    stratify = dataset.task == "classification" and shuffle
+    stratify = dataset.target_type == "classification" and shuffle
 
     def cut(x, y, fraction):
         try:
@@ -143,3 +149,8 @@ def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: in
         parts["val"] = (x_val, y_val)
     parts["train"] = (x, y)
     return parts
+
+
+def held_out_split(splits: dict[str, Batch]) -> str:
+    """The split that shows how a model does on data it did not train on: test, else val, else train."""
+    return next(name for name in ("test", "val", "train") if name in splits)

@@ -12,12 +12,12 @@ import numpy as np
 class Dataset:
     """Features of shape (N, ...) and targets of shape (N,) or (N, k).
 
-    ``task`` is "classification" (integer class labels 0..K-1) or "regression" (float values).
+    ``target_type`` is "classification" (integer class labels 0..K-1) or "regression" (float values).
     """
 
     features: np.ndarray
     targets: np.ndarray
-    task: str = "classification"
+    target_type: str = "classification"
     name: str = "data"
     class_names: list[str] | None = None
     feature_names: list[str] | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from src.data.dataset import Dataset
-from src.errors import ConfigError
+from src.errors import Rule, check
 
 
 def adding_problem(n_samples: int = 10_000, length: int = 50, seed: int = 0) -> Dataset:
@@ -13,8 +13,7 @@ def adding_problem(n_samples: int = 10_000, length: int = 50, seed: int = 0) -> 
 
     The target is the sum of the two marked values; always answering 1 scores MSE ≈ 1/6.
     """
-    if length < 2:
-        raise ConfigError("data.length", length, "must be at least 2")
+    check("data.length", length, Rule(lambda value: isinstance(value, int) and value >= 2, "an integer ≥ 2"))
     rng = np.random.default_rng(seed)
     values = rng.uniform(0, 1, size=(n_samples, length))
     marker = np.zeros((n_samples, length))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from src.data.dataset import Dataset
-from src.errors import ConfigError
+from src.errors import check, one_of
 
 
 def moons(n_samples: int = 400, noise: float = 0.2, seed: int = 3) -> Dataset:
@@ -51,8 +51,7 @@ def digits(layout: str = "flat", unit_range: bool = False) -> Dataset:
     """
     from sklearn.datasets import load_digits
 
-    if layout not in DIGIT_LAYOUTS:
-        raise ConfigError("data.layout", layout, f"allowed: {', '.join(DIGIT_LAYOUTS)}")
+    check("data.layout", layout, one_of(*DIGIT_LAYOUTS))
     bunch = load_digits()
     images = bunch.images / 8.0 - 1.0 if unit_range else bunch.images
     features = {"flat": images.reshape(len(images), 64), "image": images[:, None], "sequence": images}[layout]

@@ -13,7 +13,7 @@ from torch import Tensor
 @dataclass
 class DataSpec:
     name: str
-    task: str  # classification | regression
+    target_type: str  # classification | regression
     num_classes: int
     input_shape: tuple[int, ...]
     class_names: list[str] | None = None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from src.errors import ConfigError
+from src.errors import ConfigError, check, nonempty_list_of, number, positive_int
 from src.models.init import initialize
 from src.models.mlp import dense_layers
 
@@ -36,11 +36,8 @@ class CNN(nn.Module):
                 "model", "cnn", f"needs image data shaped C×H×W; these inputs are shaped {tuple(input_shape)} "
                 "(for the digits: data.layout=image)"
             )
-        channels = list(channels)
-        if not channels or any(not isinstance(c, int) or c < 1 for c in channels):
-            raise ConfigError("model.channels", channels, "must be a non-empty list of positive integers")
-        if not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "must be in [0, 1)")
+        channels = check("model.channels", list(channels) if isinstance(channels, Sequence) else channels, nonempty_list_of(positive_int))
+        check("model.dropout", dropout, number(0, 1, high_open=True))
         kernels = [kernel_size] * len(channels) if isinstance(kernel_size, int) else list(kernel_size)
         if len(kernels) != len(channels):
             raise ConfigError("model.kernel_size", kernels, f"give one size, or one per layer ({len(channels)})")

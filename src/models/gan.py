@@ -11,10 +11,7 @@ from src.models.mlp import MLP
 
 
 class GAN(nn.Module):
-    """``generator``: latent z → a sample shaped like the data; ``discriminator``: sample → real/fake logit.
-
-    ``discriminator_steps`` and ``generator_steps`` say how many updates each side gets per batch.
-    """
+    """``generator``: latent z → a sample shaped like the data; ``discriminator``: sample → real/fake logit."""
 
     def __init__(
         self,
@@ -26,13 +23,9 @@ class GAN(nn.Module):
         discriminator_hidden: list[int] = (128, 128),
         output_activation: str | None = None,
         init: str = "default",
-        discriminator_steps: int = 1,
-        generator_steps: int = 1,
     ) -> None:
         super().__init__()
         self.latent_dim = latent_dim
-        self.discriminator_steps = discriminator_steps  # read by the adversarial task: steps per side per batch
-        self.generator_steps = generator_steps
         self.sample_shape = tuple(input_shape)
         generator: list[nn.Module] = [
             MLP((latent_dim,), math.prod(input_shape), list(generator_hidden), activation, init=init)

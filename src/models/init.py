@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from src.errors import ConfigError
+from src.errors import check, one_of
 
 SCHEMES = ("default", "normal", "xavier", "he")
 
@@ -14,8 +14,7 @@ def initialize(module: nn.Module, scheme: str = "default", std: float = 0.01) ->
 
     ``normal`` is the notes' source: W = randn * std (0.01), b = 0.
     """
-    if scheme not in SCHEMES:
-        raise ConfigError("model.init", scheme, f"allowed: {', '.join(SCHEMES)}")
+    check("model.init", scheme, one_of(*SCHEMES))
     if scheme == "default":
         return
     for layer in module.modules():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 from torch import Tensor, nn
 
-from src.errors import ConfigError
+from src.errors import check, nonempty_list_of, number, positive_int
 from src.models.init import initialize
 
 
@@ -39,11 +39,8 @@ class MLP(nn.Module):
         init_std: float = 0.01,
     ) -> None:
         super().__init__()
-        hidden = list(hidden)
-        if not hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
-            raise ConfigError("model.hidden", hidden, "must be a non-empty list of positive integers, e.g. [64, 64]")
-        if not 0 <= dropout < 1:
-            raise ConfigError("model.dropout", dropout, "must be in [0, 1)")
+        hidden = check("model.hidden", list(hidden) if isinstance(hidden, Sequence) else hidden, nonempty_list_of(positive_int))
+        check("model.dropout", dropout, number(0, 1, high_open=True))
         self.layers = nn.Sequential(nn.Flatten(), *dense_layers(math.prod(input_shape), hidden, output_size, activation, dropout))
         initialize(self, init, init_std)
 

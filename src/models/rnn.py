@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from src.errors import ConfigError
+from src.errors import ConfigError, check, one_of, positive_int
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -27,15 +27,13 @@ class RNN(nn.Module):
         nonlinearity: str = "tanh",
     ) -> None:
         super().__init__()
-        if cell not in CELLS:
-            raise ConfigError("model.cell", cell, f"allowed: {', '.join(CELLS)}")
+        check("model.cell", cell, one_of(*CELLS))
         if len(input_shape) != 2:
             raise ConfigError(
                 "model", "rnn", f"needs sequences shaped T×F; these inputs are shaped {tuple(input_shape)} "
                 "(for the digits: data.layout=sequence)"
             )
-        if not isinstance(hidden_size, int) or hidden_size < 1:
-            raise ConfigError("model.hidden_size", hidden_size, "must be a positive integer")
+        check("model.hidden_size", hidden_size, positive_int)
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELLS[cell](
             input_shape[1], hidden_size, num_layers=num_layers, batch_first=True,

@@ -6,9 +6,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from torch import nn
+
 from src import visuals
-from src.errors import ConfigError
-from src.tasks.task import Batch, OptimizerFactory, Task, Visual
+from src.data.datamodule import Batch
+from src.data.spec import DataSpec
+from src.errors import ConfigError, check, positive_int
+from src.tasks.task import ModelFactory, OptimizerFactory, Task, Visual
 
 DISCRIMINATOR, GENERATOR = 0, 1
 
@@ -30,21 +34,22 @@ class Adversarial(Task):
 
     def __init__(
         self,
-        model,
+        model: nn.Module | ModelFactory,
+        spec: DataSpec | None = None,
         discriminator_steps: int = 1,
         generator_steps: int = 1,
         eval_samples: int = 2500,
-        modes=None,
-        mode_std: float | None = None,
     ) -> None:
-        super().__init__(model)
-        for key, value in (("model.discriminator_steps", discriminator_steps), ("model.generator_steps", generator_steps)):
-            if not isinstance(value, int) or value < 1:
-                raise ConfigError(key, value, "must be a positive integer")
-        self.optimizer_order = (DISCRIMINATOR,) * discriminator_steps + (GENERATOR,) * generator_steps
-        self.eval_samples = eval_samples
+        super().__init__(model, spec)
+        if not hasattr(self.model, "generator") or not hasattr(self.model, "discriminator"):
+            raise ConfigError("task", "adversarial", f"needs a model with a generator and a discriminator (model=gan), not {type(self.model).__name__}")
+        steps = (check("task.discriminator_steps", discriminator_steps, positive_int), check("task.generator_steps", generator_steps, positive_int))
+        self.optimizer_order = (DISCRIMINATOR,) * steps[0] + (GENERATOR,) * steps[1]
+        self.eval_samples = check("task.eval_samples", eval_samples, positive_int)
+        info = spec.info if spec is not None else {}
+        modes = info.get("modes")  # a mixture's centres: the samples' quality and coverage are measured against them
         self.register_buffer("modes", None if modes is None else torch.as_tensor(modes, dtype=torch.float32), persistent=False)
-        self.mode_std = mode_std
+        self.mode_std = info.get("mode_std")
         self.monitor, self.monitor_mode = ("high_quality", "max") if modes is not None else ("g_loss", "min")
 
     def configure_optimizers(self, make_optimizer: OptimizerFactory) -> list[torch.optim.Optimizer]:

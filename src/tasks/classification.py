@@ -7,7 +7,17 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src import visuals
-from src.tasks.task import Batch, Task, Visual
+from src.data.datamodule import Batch, held_out_split
+from src.data.spec import DataSpec
+from src.errors import ConfigError
+from src.tasks.task import ModelFactory, Task, Visual
+
+
+def classification(model: nn.Module | ModelFactory, spec: DataSpec) -> Task:
+    """Two classes: one sigmoid output (the notes' network); more: softmax over one logit per class."""
+    if spec.target_type != "classification":
+        raise ConfigError("task", "classification", f"data {spec.name} holds real-valued targets: use task=regression")
+    return (BinaryClassification if spec.num_classes == 2 else MulticlassClassification)(model, spec)
 
 
 class BinaryClassification(Task):
@@ -16,9 +26,9 @@ class BinaryClassification(Task):
     The loss is computed from the logit z (log-sigmoid form), which equals J without overflow.
     """
 
-    def __init__(self, model, class_names: list[str] | None = None) -> None:
-        super().__init__(model)
-        self.class_names = class_names or ["0", "1"]
+    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None) -> None:
+        super().__init__(model, spec)
+        self.class_names = (spec and spec.class_names) or ["0", "1"]
 
     def logits(self, x: Tensor) -> Tensor:
         return self.model(x).squeeze(-1)
@@ -45,14 +55,22 @@ class BinaryClassification(Task):
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
         return _classification_visuals(self, splits, 2)
 
+    @torch.no_grad()
+    def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
+        p = self.probabilities(x)
+        return _class_columns(torch.stack([1 - p, p], dim=1), self.class_names)
+
 
 class MulticlassClassification(Task):
     """P_i = e^{z_i} / Σ_j e^{z_j}; cross-entropy from the logits in log-sum-exp form."""
 
-    def __init__(self, model, num_classes: int, class_names: list[str] | None = None) -> None:
-        super().__init__(model)
-        self.num_classes = num_classes
-        self.class_names = class_names or [str(i) for i in range(num_classes)]
+    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec) -> None:
+        super().__init__(model, spec)
+        self.num_classes = spec.num_classes
+        self.class_names = spec.class_names or [str(i) for i in range(spec.num_classes)]
+
+    def output_size(self, spec: DataSpec) -> int:
+        return spec.num_classes
 
     def probabilities(self, x: Tensor) -> Tensor:
         return torch.softmax(self.model(x), dim=-1)
@@ -73,10 +91,20 @@ class MulticlassClassification(Task):
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
         return _classification_visuals(self, splits, self.num_classes)
 
+    @torch.no_grad()
+    def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
+        return _class_columns(self.probabilities(x), self.class_names)
+
+
+def _class_columns(probabilities: Tensor, class_names: list[str]) -> dict[str, list[str]]:
+    """The most probable class of each row and its probability."""
+    best, index = probabilities.max(dim=1)
+    return {"prediction": [class_names[i] for i in index.tolist()], "probability": [f"{p:.6f}" for p in best.tolist()]}
+
 
 def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) -> dict[str, Visual]:
     out: dict[str, Visual] = {}
-    split = "test" if "test" in splits else "val" if "val" in splits else "train"
+    split = held_out_split(splits)
     x, y = splits[split]
     matrix = visuals.confusion_matrix(task.predict(x), y.long(), num_classes)
     out[f"{split}/confusion_matrix"] = visuals.confusion_matrix_image(matrix)

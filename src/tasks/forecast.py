@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from src import visuals
+from src.data.datamodule import Batch, held_out_split
+from src.data.spec import DataSpec
+from src.errors import check, positive_int
 from src.tasks.regression import Regression
-from src.tasks.task import Batch, Visual
+from src.tasks.task import ModelFactory, Visual
 
 
 class Forecast(Regression):
     """Trained one step ahead; shown feeding its own forecasts back in over ``horizon`` steps."""
 
-    def __init__(self, model, horizon: int = 300) -> None:
-        super().__init__(model)
-        self.horizon = horizon
+    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None, horizon: int = 300) -> None:
+        super().__init__(model, spec)
+        self.horizon = check("task.horizon", horizon, positive_int)
 
     @torch.no_grad()
     def rollout(self, window: Tensor, steps: int) -> Tensor:
@@ -30,7 +33,7 @@ class Forecast(Regression):
 
     @torch.no_grad()
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
-        split = "test" if "test" in splits else "val" if "val" in splits else "train"
+        split = held_out_split(splits)
         x, y = splits[split]  # consecutive windows when the split keeps time order
         steps = min(self.horizon, len(y))
         forecast = self.rollout(x[0], steps)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from src.tasks.task import Batch, Task
+from src.data.datamodule import Batch
+from src.tasks.task import Task
 
 
 class Regression(Task):
+    """One real value per row, fitted by mean squared error."""
+
     def predict(self, x: Tensor) -> Tensor:
         return self.model(x).squeeze(-1)
 
@@ -21,3 +25,7 @@ class Regression(Task):
         prediction = self.predict(x)
         mse = F.mse_loss(prediction, y)
         return {"loss": mse, "mse": mse, "mae": (prediction - y).abs().mean()}
+
+    @torch.no_grad()
+    def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
+        return {"prediction": [f"{value:.6g}" for value in self.predict(x).tolist()]}

@@ -12,13 +12,22 @@ from typing import Callable, Iterable, Iterator
 import torch
 from torch import Tensor, nn
 
-Batch = tuple[Tensor, Tensor]
+from src.data.datamodule import Batch
+from src.data.spec import DataSpec
+from src.errors import UserError
+from src.visuals import Visual
+
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
-Visual = Tensor | str  # a CHW image in [0, 1], or a markdown text
+ModelFactory = Callable[[int], nn.Module]  # the model for a given output size
 
 
 class Task(nn.Module):
-    """Base class: one model, one optimizer, one loss."""
+    """Base class: one model, one optimizer, one loss.
+
+    A task is a config group option (``conf/task/<name>.yaml``): its ``_target_`` is called with
+    ``model`` (a factory taking the output size the task asks for, or a built module), ``spec``
+    (the data's description) and the yaml's own settings.
+    """
 
     #: Which optimizer steps, in order, on each batch: a GAN says (0, 1) or (0, 0, 1).
     optimizer_order: tuple[int, ...] = (0,)
@@ -30,9 +39,14 @@ class Task(nn.Module):
     #: The splits whose metrics each check computes (those the data has; the training split if none).
     evaluated_splits: tuple[str, ...] = ("train", "val")
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None) -> None:
         super().__init__()
-        self.model = model
+        self.spec = spec
+        self.model = model if isinstance(model, nn.Module) else model(self.output_size(spec))
+
+    def output_size(self, spec: DataSpec) -> int:
+        """How many outputs the model needs for this data (a logit, a value, one logit per class)."""
+        return 1
 
     def configure_optimizers(self, make_optimizer: OptimizerFactory) -> list[torch.optim.Optimizer]:
         return [make_optimizer(self.model.parameters())]
@@ -44,6 +58,19 @@ class Task(nn.Module):
     def forward(self, batch: Batch, optimizer_index: int) -> Tensor:
         """training_step, as a forward pass: what DistributedDataParallel wraps to sync gradients."""
         return self.training_step(batch, optimizer_index)
+
+    @torch.no_grad()
+    def try_on(self, batch: Batch, data_name: str) -> None:
+        """Evaluate two rows before training: a model that does not fit the data gets one line, not a traceback."""
+        x, y = batch
+        self.eval()  # no dropout draws, no batch-norm statistics: this try-out leaves no trace
+        try:
+            self.evaluation_step((x[:2], y[:2]))
+        except RuntimeError as error:
+            raise UserError(
+                f"model {type(self.model).__name__} does not fit data {data_name} (inputs of shape {tuple(x.shape[1:])}): "
+                f"{str(error).splitlines()[0]}"
+            ) from None
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         """Batch means of the metrics (``loss``, ``acc``, ...), as 0-d tensors; no gradients."""
@@ -69,3 +96,8 @@ class Task(nn.Module):
     def example_input(self, batch: Batch) -> Tensor:
         """What the model graph is traced with."""
         return batch[0][:1]
+
+    @torch.no_grad()
+    def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
+        """What ``src.predict`` writes beside each input row: column name → one value per row."""
+        raise UserError(f"a {type(self).__name__} task makes no predictions from rows")

@@ -7,6 +7,7 @@ import os
 import pickle
 import random
 import re
+import time
 import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -63,6 +64,22 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{file}: not a checkpoint of this framework (no model state)")
     return state
+
+
+def restore_training_state(path: str, model: torch.nn.Module, optimizers: list, schedulers: list) -> dict[str, Any]:
+    """Load a last.ckpt's weights, optimizer and scheduler states into the run's objects; return the checkpoint."""
+    checkpoint = load_checkpoint(path)
+    load_weights(model, checkpoint["model"], f"ckpt_path={path}: does not match this model")
+    if "optimizers" not in checkpoint:
+        raise UserError(f"ckpt_path={path}: holds weights only (a best.ckpt); resume from last.ckpt")
+    try:
+        for optimizer, saved in zip(optimizers, checkpoint["optimizers"], strict=True):
+            optimizer.load_state_dict(saved)
+    except (ValueError, KeyError) as error:
+        raise UserError(f"ckpt_path={path}: does not match this optimizer ({error})") from None
+    for scheduler, saved in zip(schedulers, checkpoint.get("schedulers", [])):
+        scheduler.load_state_dict(saved)
+    return checkpoint
 
 
 def rng_states() -> dict[str, Any]:
@@ -133,3 +150,73 @@ class CheckpointWriter:
             self.wait()
         finally:
             self._pool.shutdown()
+
+
+CHECKPOINT_FOLDER = "checkpoints"  # inside a run folder
+
+
+def run_folder(checkpoint: str | Path) -> Path:
+    """The run folder a checkpoint file belongs to (its own folder for a checkpoint moved elsewhere)."""
+    path = Path(checkpoint).resolve()
+    return path.parent.parent if path.parent.name == CHECKPOINT_FOLDER else path.parent
+
+
+class RunCheckpoints:
+    """A run's ``last.ckpt`` (everything a resume needs) and ``best.ckpt`` (the weights at the best check).
+
+    The best snapshot is kept in memory and written with the next last.ckpt; writes happen on a
+    background thread from serialized copies. ``every_n_epochs="auto"``: at every epoch's end,
+    but not within ``auto_seconds`` of the previous write (an epoch of whole-batch gradient
+    descent lasts a fraction of a millisecond; thousands of checkpoints would cost more than the
+    training).
+    """
+
+    def __init__(
+        self, run_dir: Path, every_n_epochs: int | str, every_n_minutes: float | None, auto_seconds: float = 10.0
+    ) -> None:
+        self.directory = run_dir / CHECKPOINT_FOLDER
+        self.every_n_epochs = every_n_epochs
+        self.every_n_minutes = every_n_minutes
+        self.auto_seconds = auto_seconds
+        self.writer = CheckpointWriter()
+        self.best: dict[str, Any] | None = None
+        self.best_dirty = False  # ``best`` is newer than best.ckpt on disk
+        self.last_saved_step: int | None = None  # what last.ckpt on disk holds, for messages
+        self.last_save_time = time.monotonic()
+
+    @property
+    def last(self) -> Path:
+        return self.directory / "last.ckpt"
+
+    def keep_best(self, snapshot: dict[str, Any]) -> None:
+        self.best, self.best_dirty = snapshot, True
+
+    def resume_best(self, last_checkpoint: str | Path) -> None:
+        """The best weights of the run being resumed, copied into this run's folder at the next write."""
+        best = Path(last_checkpoint).with_name("best.ckpt")
+        if best.is_file():
+            self.keep_best(load_checkpoint(best))
+
+    def due_at_epoch_end(self, epoch: int) -> bool:
+        since = time.monotonic() - self.last_save_time
+        if self.every_n_minutes is not None and since >= 60 * self.every_n_minutes:
+            return True
+        if self.every_n_epochs == "auto":
+            return since >= self.auto_seconds
+        return epoch % self.every_n_epochs == 0
+
+    def save(self, state: dict[str, Any]) -> None:
+        files = [(serialize(state), self.last)]
+        if self.best_dirty:
+            # best.ckpt first: a kill between the two leaves a last.ckpt whose best.ckpt is never older than it.
+            files.insert(0, (serialize(self.best), self.directory / "best.ckpt"))
+            self.best_dirty = False
+        self.writer.submit(files)
+        self.last_saved_step = state["loop"]["step"]
+        self.last_save_time = time.monotonic()
+
+    def wait(self) -> None:
+        self.writer.wait()
+
+    def close(self) -> None:
+        self.writer.close()

@@ -12,7 +12,22 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 
+def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The config as ``optimizer.lr``-style keys, without paths, logger and Hydra's flags."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if key == "_partial_" or (not prefix and key in ("paths", "logger")):
+            continue
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 class TensorBoardLogger:
+    """Implements ``src.training.logger.Logger``."""
+
     def __init__(
         self,
         log_dir: str | Path,
@@ -60,8 +75,9 @@ class TensorBoardLogger:
             else:
                 self.writer.add_image(tag, visual, step)
 
-    def log_hparams(self, hparams: dict[str, Any], metrics: dict[str, float]) -> None:
+    def log_hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
         """Into this run's own folder (SummaryWriter.add_hparams would make a sibling one)."""
+        hparams = flatten(config)
         clean = {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in hparams.items()}
         for summary in hparams_summary(clean, metrics):
             self.writer.file_writer.add_summary(summary)

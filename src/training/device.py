@@ -1,0 +1,41 @@
+"""Where a run computes (CPU, CUDA, MPS) and in which precision."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import ContextManager
+
+import torch
+
+from src.errors import ConfigError
+
+PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA, else MPS, else CPU; a device that is absent is refused with one line."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("trainer.device", name, "CUDA is not available on this machine; use auto or cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError("trainer.device", name, "MPS is not available on this machine; use auto or cpu")
+    return torch.device(name)
+
+
+def precision_tools(precision: str, device: torch.device) -> tuple[ContextManager, torch.amp.GradScaler]:
+    """The context a forward pass runs in, and the gradient scaler: one code path for every precision.
+
+    32 bits: a null context and a disabled scaler, whose ``scale``, ``unscale_``, ``step`` and
+    ``update`` pass straight through. 16-mixed: autocast to fp16 and a scaler that guards against
+    underflow. bf16-mixed needs no scaler.
+    """
+    dtype = PRECISIONS[precision]
+    if dtype is not None and device.type != "cuda":
+        raise ConfigError("trainer.precision", precision, f"mixed precision needs CUDA; this run is on {device.type}: use 32")
+    autocast = contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+    return autocast, torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)

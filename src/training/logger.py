@@ -1,0 +1,34 @@
+"""What the loop asks of a logger: implement these and pass it (or a list of them) to the trainer."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from torch import Tensor, nn
+
+from src.visuals import Visual
+
+
+class Logger(Protocol):
+    #: Every this many epochs (at a check, and once at the end): ``log_histograms`` and ``log_visuals``.
+    #: None: only at the end.
+    histogram_every_n_epochs: int | None
+    figures_every_n_epochs: int | None
+
+    def log_scalars(self, metrics: dict[str, float], step: int) -> None:
+        """``train/loss``-style names and their values at an optimization step."""
+
+    def log_histograms(self, model: nn.Module, step: int) -> None:
+        """The model's weights and gradients."""
+
+    def log_visuals(self, visuals: dict[str, Visual], step: int) -> None:
+        """The task's pictures (CHW tensors in [0, 1]) and texts (markdown), by tag."""
+
+    def log_graph(self, model: nn.Module, example: Tensor) -> None:
+        """The model's graph, traced with ``example`` (once, at the end)."""
+
+    def log_hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
+        """The run's resolved config and its final metrics (once, at the end)."""
+
+    def close(self) -> None:
+        """Flush and release files."""

@@ -1,0 +1,196 @@
+"""The task group, and the written interfaces a newcomer implements: a task, a logger, a callback."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from src.build import build_data, build_task
+from src.errors import ConfigError, check, nonempty_list_of, null, number, one_of, positive_int
+from src.tasks.adversarial import Adversarial
+from src.tasks.classification import BinaryClassification, MulticlassClassification
+from src.tasks.forecast import Forecast
+from src.tasks.regression import Regression
+from src.training.callbacks import EVENTS, Callback
+from tests.conftest import make_config, run_training
+
+FAST = ["logger=none", "trainer.max_steps=20"]
+
+
+def task_for(tmp_path: Path, *overrides: str):
+    config = make_config(tmp_path, *overrides)
+    return build_task(config, build_data(config.data).spec)
+
+
+@pytest.mark.parametrize(
+    "overrides, kind, outputs",
+    [
+        ([], BinaryClassification, 1),  # the notes' network: one sigmoid output
+        (["data=digits"], MulticlassClassification, 10),
+        (["task=classification", "data=digits"], MulticlassClassification, 10),
+        (["data=sine", "model=rnn"], Regression, 1),
+        (["data=sine", "model=rnn", "task=forecast"], Forecast, 1),
+        (["model=gan", "data=ring"], Adversarial, None),
+    ],
+)
+def test_each_task_option_builds_its_task_with_the_output_size_it_asks_for(tmp_path, overrides, kind, outputs):
+    task = task_for(tmp_path, *overrides)
+    assert type(task) is kind
+    if outputs is not None:
+        x = task.example_input(build_data(make_config(tmp_path, *overrides).data).splits["train"])
+        assert task.model(x).shape[-1] == outputs
+
+
+def test_task_settings_live_in_the_task_group(tmp_path):
+    assert task_for(tmp_path, "data=sine", "model=rnn", "task=forecast", "task.horizon=7").horizon == 7
+    gan = task_for(tmp_path, "model=gan", "data=ring", "task.discriminator_steps=2")
+    assert gan.optimizer_order == (0, 0, 1)
+    with pytest.raises(ConfigError, match=r"^task\.generator_steps=0: must be a positive integer$"):
+        task_for(tmp_path, "model=gan", "data=ring", "task.generator_steps=0")
+    with pytest.raises(ConfigError, match=r"^task='classification': data sine holds real-valued targets"):
+        task_for(tmp_path, "data=sine", "model=rnn", "task=classification")
+    with pytest.raises(ConfigError, match=r"^task='adversarial': needs a model with a generator"):
+        task_for(tmp_path, "task=adversarial")
+
+
+class MeanAbsoluteError(Regression):
+    """A task written by a user: one class, named in the config by its ``_target_``."""
+
+    def training_step(self, batch, optimizer_index: int) -> Tensor:
+        x, y = batch
+        return F.l1_loss(self.predict(x), y)
+
+
+def test_a_new_task_is_one_class_named_by_the_config(tmp_path):
+    metrics = run_training(
+        tmp_path, "data=sine", "model=mlp", "optimizer=adam", "optimizer.lr=0.01", f"task._target_={__name__}.MeanAbsoluteError", *FAST
+    )
+    assert "val/mae" in metrics and metrics["train/step_loss"] < 1.0  # the mean |error| it minimized, not an MSE
+
+
+class RecordingLogger:
+    """Implements src.training.logger.Logger by writing down every call."""
+
+    calls: list[tuple[str, str, object]] = []
+
+    def __init__(self, log_dir: Path, name: str, histogram_every_n_epochs: int | None = 5, figures_every_n_epochs: int | None = None):
+        self.name, self.histogram_every_n_epochs, self.figures_every_n_epochs = name, histogram_every_n_epochs, figures_every_n_epochs
+
+    def log_scalars(self, metrics, step):
+        self.calls.append((self.name, "scalars", (step, dict(metrics))))
+
+    def log_histograms(self, model, step):
+        self.calls.append((self.name, "histograms", step))
+
+    def log_visuals(self, visuals, step):
+        self.calls.append((self.name, "visuals", (step, sorted(visuals))))
+
+    def log_graph(self, model, example):
+        self.calls.append((self.name, "graph", tuple(example.shape)))
+
+    def log_hparams(self, config, metrics):
+        self.calls.append((self.name, "hparams", (config["optimizer"]["lr"], sorted(metrics))))
+
+    def close(self):
+        self.calls.append((self.name, "close", None))
+
+
+def test_any_object_with_the_logger_methods_is_a_logger_and_several_loggers_get_the_same_calls(tmp_path):
+    RecordingLogger.calls.clear()
+    target = f"{__name__}.RecordingLogger"
+    run_training(
+        tmp_path, "logger=none", "trainer.max_steps=300", "trainer.val_every_n_epochs=50",
+        f"+logger.a._target_={target}", "+logger.a.name=a", f"+logger.b._target_={target}", "+logger.b.name=b",
+    )
+    by_logger = {name: [(kind, value) for who, kind, value in RecordingLogger.calls if who == name] for name in "ab"}
+    assert by_logger["a"] == by_logger["b"]
+    calls = by_logger["a"]
+    scalars = [value for kind, value in calls if kind == "scalars"]
+    assert [step for step, _ in scalars] == [50, 100, 150, 200, 250, 300, 300]  # every check, then the end (no test split)
+    assert scalars[0][1]["train/loss"] > scalars[5][1]["train/loss"]
+    assert [value for kind, value in calls if kind == "histograms"] == [50, 100, 150, 200, 250, 300, 300]  # 5 epochs passed at each check; the end
+    assert [value for kind, value in calls if kind == "visuals"] == [(300, ["train/confusion_matrix", "train/confusion_matrix_table", "train/decision_boundary"])]
+    assert ("graph", (1, 2)) in calls and ("hparams", (1.2, ["train/acc", "train/loss", "train/lr", "train/step_loss"])) in calls
+    assert calls[-1] == ("close", None)
+
+
+class RecordingCallback(Callback):
+    events: list[tuple[str, int]] = []
+
+    def on_fit_start(self, trainer):
+        self.events.append(("on_fit_start", trainer.state.step))
+
+    def on_epoch_start(self, trainer):
+        self.events.append(("on_epoch_start", trainer.state.step))
+
+    def on_step_end(self, trainer):
+        self.events.append(("on_step_end", trainer.state.step))
+
+    def on_epoch_end(self, trainer):
+        self.events.append(("on_epoch_end", trainer.state.step))
+
+    def on_check(self, trainer, metrics):
+        self.events.append(("on_check", int(metrics["epoch"])))
+
+    def on_fit_end(self, trainer, metrics):
+        self.events.append(("on_fit_end", metrics["step"]))
+
+
+class CountSteps(Callback):
+    """Overrides one event; the loop calls no other for it."""
+
+    steps = 0
+
+    def on_step_end(self, trainer):
+        CountSteps.steps += 1
+
+
+def test_callbacks_get_the_loop_events_in_order(tmp_path):
+    assert EVENTS == ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_check", "on_fit_end")
+    RecordingCallback.events.clear()
+    CountSteps.steps = 0
+    run_training(
+        tmp_path, "data=moons", "model=mlp", "optimizer=minibatch", "trainer.max_epochs=2", "trainer.max_steps=null",
+        "trainer.val_every_n_epochs=1", "logger=none",
+        f"+callbacks.record._target_={__name__}.RecordingCallback", f"+callbacks.count._target_={__name__}.CountSteps",
+    )
+    steps_per_epoch = 4  # 200 training rows of moons in batches of 64
+    expected = [("on_fit_start", 0)]
+    for epoch in range(2):
+        expected.append(("on_epoch_start", epoch * steps_per_epoch))
+        expected += [("on_step_end", epoch * steps_per_epoch + i) for i in range(1, steps_per_epoch + 1)]
+        expected += [("on_epoch_end", (epoch + 1) * steps_per_epoch), ("on_check", epoch + 1)]
+    assert RecordingCallback.events == expected + [("on_fit_end", 2 * steps_per_epoch)]
+    assert CountSteps.steps == 2 * steps_per_epoch
+
+
+def test_one_check_helper_states_every_rule():
+    assert check("k", None, positive_int | null) is None
+    for value, rule, message in [
+        (0, positive_int | null, "k=0: must be a positive integer or null"),
+        (True, positive_int, "k=True: must be a positive integer"),
+        (math.nan, number(0, low_open=True), "k=nan: must be a number > 0"),
+        (math.inf, number(0, low_open=True), "k=inf: must be a number > 0"),
+        (1, number(0, 1, high_open=True), "k=1: must be a number in [0, 1)"),
+        ("x", one_of("a", "b"), "k='x': must be one of a, b"),
+        ([4, 0], nonempty_list_of(positive_int), "k=[4, 0]: must be a non-empty list of positive integers"),
+    ]:
+        with pytest.raises(ConfigError) as error:
+            check("k", value, rule)
+        assert str(error.value) == message
+
+
+def test_32_bit_precision_uses_the_same_code_path_with_a_disabled_scaler():
+    from src.training.device import precision_tools
+
+    autocast, scaler = precision_tools("32", torch.device("cpu"))
+    assert not scaler.is_enabled()
+    loss = torch.tensor(2.0, requires_grad=True)
+    assert scaler.scale(loss) is loss
+    with pytest.raises(ConfigError, match="mixed precision needs CUDA"):
+        precision_tools("16-mixed", torch.device("cpu"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from src import cli
 from src.build import build_data, build_from_checkpoint
 from src.errors import ConfigError, report_user_errors
 from src.training.checkpoint import run_folder, write_durably
@@ -42,4 +43,4 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "evaluate")

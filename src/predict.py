@@ -13,6 +13,7 @@ import hydra
 import torch
 from omegaconf import DictConfig
 
+from src import cli
 from src.build import build_from_checkpoint
 from src.data.csv_table import number, read_rows
 from src.data.spec import DataSpec
@@ -65,4 +66,4 @@ def main(config: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main, "predict")

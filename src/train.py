@@ -11,6 +11,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from src import cli
 from src.build import build, build_all, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
 from src.errors import UserError, report_user_errors
 from src.training.checkpoint import write_durably
@@ -68,4 +69,4 @@ if __name__ == "__main__":
         import tempfile
 
         sys.argv += [f"hydra.run.dir={tempfile.mkdtemp(prefix='rank')}", "hydra.output_subdir=null"]
-    main()
+    cli.run(main, "train")

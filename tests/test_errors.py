@@ -8,7 +8,7 @@ import pytest
 
 from src import REPO_ROOT
 from src.errors import UserError
-from tests.conftest import run_training
+from tests.conftest import run_cli, run_training
 
 ONE_STEP = ["trainer.max_steps=1", "logger=none"]
 CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
@@ -87,6 +87,29 @@ def test_truncated_checkpoint_names_the_file(tmp_path):
         run_training(tmp_path / "again", *ONE_STEP, f"ckpt_path={broken}")
 
 
+def test_random_bytes_and_every_truncation_of_a_checkpoint_are_refused_in_one_line(tmp_path):
+    import random
+
+    from src.training.checkpoint import load_checkpoint
+
+    run_training(tmp_path / "run", *ONE_STEP)
+    whole = (tmp_path / "run" / "checkpoints" / "last.ckpt").read_bytes()
+    rng = random.Random(0)
+    contents = [rng.randbytes(rng.randrange(1, 4096)) for _ in range(200)]
+    contents += [whole[:cut] for cut in range(0, len(whole) - 1, max(1, len(whole) // 300))]
+    contents += [b"PK\x03\x04" + rng.randbytes(500), whole[:100] + rng.randbytes(len(whole) - 100)]  # a zip header; a damaged body
+    broken = tmp_path / "broken.ckpt"
+    for content in contents:
+        broken.write_bytes(content)
+        with pytest.raises(UserError) as error:
+            load_checkpoint(broken)
+        assert len(str(error.value).splitlines()) == 1 and str(error.value).startswith(str(broken))
+    broken.write_bytes(contents[0])
+    result = run_cli("src.train", *ONE_STEP, f"ckpt_path={broken}", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 2 and result.stderr.strip().splitlines() == [result.stderr.strip()]
+    assert result.stderr.startswith(f"error: {broken}: ")
+
+
 def test_a_pickled_object_in_a_checkpoint_is_refused_and_never_run(tmp_path):
     import torch
 
@@ -133,6 +156,26 @@ def test_cli_prints_one_line_exits_non_zero_without_traceback(tmp_path):
             assert err.strip().splitlines() == [CLI_CASES[name][1]], name
 
 
+@pytest.mark.parametrize(
+    "module, args, first_line",
+    [
+        ("src.train", ["optimizer.lrr=1"], "error: optimizer.lrr is not a key of optimizer (keys: lr, batch_size); did you mean optimizer.lr?"),
+        ("src.train", ["model=mlp", "model.hiden=[3]"], "error: model.hiden is not a key of model (keys: hidden, activation, dropout, init, init_std); did you mean model.hidden?"),
+        ("src.train", ["optimizer=adam", "optimizer.betas=[0.5,0.9]", "trainer.max_stepz=3"], "error: trainer.max_stepz is not a key of trainer (keys: "),
+        ("src.train", ["activation=nosuch"], "error: activation=nosuch: no such option; options: elu, gelu, leaky_relu, relu, sigmoid, silu, tanh"),
+        ("src.train", ["data=planar", "experiment=nosuch"], "error: experiment=nosuch: no such option; options: cnn_digits, digits_mlp, "),
+        ("src.train", ["nosuch.key=1"], "error: nosuch is not a key of the config (keys: name, ckpt_path, optimized_metric, data, task, "),
+        ("src.evaluate", ["splt=val"], "error: splt is not a key of the config (keys: ckpt_path, split); did you mean split?"),
+    ],
+)
+def test_unknown_keys_and_options_get_one_readable_line_before_hydras_text(tmp_path, module, args, first_line):
+    result = run_cli(module, *args, f"paths.log_dir={tmp_path}" if module == "src.train" else "split=test")
+    assert result.returncode == 1  # Hydra's own exit code, and its own text below our line
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(first_line) and "Traceback" not in result.stderr
+    assert any(line.startswith(("Could not override", "In 'train': Could not find", "In 'evaluate'")) for line in lines[1:])
+
+
 def test_hydra_full_error_shows_the_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "src.train", "optimizer.lr=-1", f"paths.log_dir={tmp_path}"],
@@ -140,3 +183,32 @@ def test_hydra_full_error_shows_the_traceback(tmp_path):
     )
     assert result.returncode != 0 and "Traceback" in result.stderr and "optimizer.lr=-1" in result.stderr
 
+
+# (the run that wrote the checkpoint, the run that resumes from it, what the refusal names)
+MISFITS = {
+    "data set": (["data=moons"], ["data=circles"], "data set: moons in the checkpoint, circles in this run"),
+    "input shape": (["data=digits", "model=mlp"], ["data=digits", "data.layout=image", "model=mlp"], "data input shape: 64 in the checkpoint, 1, 8, 8 in this run"),
+    "target type": (["data=sine", "model=mlp"], ["data=sine", "model=mlp", "task=forecast"], "task: src.tasks.auto.follow_the_data in the checkpoint, src.tasks.forecast.Forecast in this run"),
+    "model": (["model=logreg"], ["model=mlp", "model.hidden=[4]"], "model: src.models.logreg.LogisticRegression in the checkpoint, src.models.mlp.MLP in this run"),
+    "model shape": (["model=mlp", "model.hidden=[4]"], ["model=mlp", "model.hidden=[5]"], "does not match this model (model.layers.1.weight has shape (4, 2) in the checkpoint, (5, 2) in this model)"),
+    "activation": (["activation=tanh"], ["activation=relu"], "activation: torch.nn.Tanh in the checkpoint, torch.nn.ReLU in this run"),
+    "optimizer": (["optimizer=gd"], ["optimizer=adam"], "optimizer: SGD in the checkpoint, Adam in this run"),
+    "optimizer setting": (["optimizer=momentum"], ["optimizer=momentum", "optimizer.momentum=0.5"], "optimizer.momentum: 0.9 in the checkpoint, 0.5 in this run"),
+    "learning rate": (["optimizer=adam"], ["optimizer=adam", "optimizer.lr=0.5"], "optimizer.lr: 0.001 in the checkpoint, 0.5 in this run"),
+    "scheduler": (["scheduler=none"], ["scheduler=cosine"], "scheduler: none in the checkpoint, CosineAnnealingLR in this run"),
+    "scheduler kind": (["scheduler=step"], ["scheduler=exponential"], "scheduler: StepLR in the checkpoint, ExponentialLR in this run"),
+    "GAN against a classifier": (["data=ring", "model=gan"], ["data=ring", "model=mlp"], "model: src.models.gan.GAN in the checkpoint, src.models.mlp.MLP in this run"),
+}
+
+
+@pytest.mark.parametrize("case", MISFITS)
+def test_a_checkpoint_of_another_kind_of_run_is_refused_before_the_first_step(tmp_path, case):
+    written_by, resumed_by, difference = MISFITS[case]
+    run_training(tmp_path / "first", *ONE_STEP, *written_by)
+    checkpoint = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    before = checkpoint.read_bytes()
+    with pytest.raises(UserError) as error:
+        run_training(tmp_path / "second", *ONE_STEP, *resumed_by, f"ckpt_path={checkpoint}")
+    message = str(error.value)
+    assert message.startswith(f"ckpt_path={checkpoint}: ") and difference in message and len(message.splitlines()) == 1
+    assert checkpoint.read_bytes() == before and not (tmp_path / "second" / "checkpoints").exists()

@@ -17,7 +17,7 @@ from src.errors import UserError
 from src.tasks.classification import BinaryClassification
 from src.training import checkpoint as checkpoint_module
 from src.training.checkpoint import load_checkpoint
-from tests.conftest import run_training
+from tests.conftest import run_cli, run_training
 
 # Dropout, a schedule, mini-batches and checkpoints mid-epoch: every kind of state a resume needs.
 JOB = [
@@ -218,3 +218,12 @@ def test_an_output_folder_that_cannot_be_made_gets_one_line(tmp_path):
     with pytest.raises(UserError, match=r"^paths\.output_dir='.*file/run': cannot create the run folder \(Not a directory\)$"):
         run_training(blocker / "run", "logger=none")
 
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_log_dir_under_a_regular_file_gets_one_line_before_hydra_makes_folders(tmp_path, multirun):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = run_cli("src.train", *(["-m"] if multirun else []), f"paths.log_dir={blocker / 'logs'}", "trainer.max_steps=1", "logger=none")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: paths.log_dir='{blocker / 'logs'}': cannot create the run folder ")
+    assert result.stderr.strip().endswith("(Not a directory)") and len(result.stderr.strip().splitlines()) == 1

@@ -8,7 +8,6 @@ import pickle
 import random
 import re
 import time
-import zipfile
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -59,19 +58,55 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)|Unsupported operand \d+", str(error))
         what = found.group(1) or found.group(0) if found else "unsafe content"
         raise UserError(f"{file}: refused, it holds more than tensors and plain data ({what}); nothing in it was run") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as error:
-        raise UserError(f"{file}: not a readable checkpoint (truncated or corrupt: {error})") from None
+    except Exception as error:  # noqa: BLE001 - random bytes reach the unpickler as IndexError, KeyError, OverflowError, ...
+        raise UserError(f"{file}: not a readable checkpoint (truncated or corrupt: {type(error).__name__}: {' '.join(str(error).split())})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{file}: not a checkpoint of this framework (no model state)")
     return state
 
 
-def restore_training_state(path: str, model: torch.nn.Module, optimizers: list, schedulers: list) -> dict[str, Any]:
-    """Load a last.ckpt's weights, optimizer and scheduler states into the run's objects; return the checkpoint."""
+def run_fingerprint(config: dict[str, Any], data: dict[str, Any], optimizers: list, schedulers: list) -> dict[str, Any]:
+    """What a resumed run must share with the run that wrote its checkpoint, beyond the weights' shapes."""
+
+    def target(group: str) -> Any:
+        node = config.get(group)
+        return node.get("_target_") if isinstance(node, dict) else node
+
+    # Loading an optimizer's state brings back its hyper-parameters: a changed one would be silently undone.
+    settings = {
+        f"optimizer.{name}": list(value) if isinstance(value, tuple) else value
+        for name, value in (optimizers[0].defaults.items() if optimizers else ())
+        if isinstance(value, (int, float, str, bool, tuple, type(None)))
+    }
+    return {
+        "data set": data["name"],
+        "data input shape": list(data["input_shape"]),
+        "data target type": data["target_type"],
+        "number of classes": data["num_classes"],
+        "model": target("model"),
+        "activation": target("activation"),
+        "task": target("task"),
+        "optimizer": [type(optimizer).__name__ for optimizer in optimizers],
+        "scheduler": [type(scheduler).__name__ for scheduler in schedulers],
+        **settings,
+    }
+
+
+def restore_training_state(
+    path: str, model: torch.nn.Module, optimizers: list, schedulers: list, fingerprint: dict[str, Any]
+) -> dict[str, Any]:
+    """Load a last.ckpt's weights, optimizer and scheduler states into the run's objects; return the checkpoint.
+
+    Refused, before any of it is loaded, when the checkpoint comes from another kind of run.
+    """
     checkpoint = load_checkpoint(path)
-    load_weights(model, checkpoint["model"], f"ckpt_path={path}: does not match this model")
     if "optimizers" not in checkpoint:
         raise UserError(f"ckpt_path={path}: holds weights only (a best.ckpt); resume from last.ckpt")
+    for what, here in fingerprint.items():
+        there = checkpoint.get("run", {}).get(what, here)  # checkpoints written before this check carry none
+        if there != here:
+            raise UserError(f"ckpt_path={path}: does not fit this run ({what}: {_words(there)} in the checkpoint, {_words(here)} in this run)")
+    load_weights(model, checkpoint["model"], f"ckpt_path={path}: does not match this model")
     try:
         for optimizer, saved in zip(optimizers, checkpoint["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
@@ -80,6 +115,12 @@ def restore_training_state(path: str, model: torch.nn.Module, optimizers: list, 
     for scheduler, saved in zip(schedulers, checkpoint.get("schedulers", [])):
         scheduler.load_state_dict(saved)
     return checkpoint
+
+
+def _words(value: Any) -> str:
+    if isinstance(value, list):
+        return "none" if not value else ", ".join(map(str, value))
+    return str(value)
 
 
 def rng_states() -> dict[str, Any]:

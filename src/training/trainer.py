@@ -27,7 +27,9 @@ from src.errors import ConfigError, Rule, auto, boolean, check_arguments, null, 
 from src.tasks.task import OptimizerFactory, Task
 from src.training import distributed
 from src.training.callbacks import EVENTS, Callback, ProgressLine, subscribers
-from src.training.checkpoint import RunCheckpoints, restore_rng_states, restore_training_state, rng_states, write_durably
+from src.training.checkpoint import (
+    RunCheckpoints, restore_rng_states, restore_training_state, rng_states, run_fingerprint, write_durably,
+)
 from src.training.divergence import TrainingDiverged
 from src.training.device import PRECISIONS, precision_tools, resolve_device
 from src.training.logger import Logger
@@ -174,6 +176,7 @@ class Trainer:
         self.live_state = task.state_dict()
         self.recorded: dict[int, list[Tensor]] = {index: [] for index in set(task.optimizer_order)}
         self.last_metrics: dict[str, float] = {}  # the latest check's, so a resumed finished run reports them unchanged
+        self.fingerprint = run_fingerprint(self.config, self.data_state, self.optimizers, self.schedulers)
         if ckpt_path is not None:
             self._resume(ckpt_path)
         self.hooks = {event: subscribers(self.callbacks, event) for event in EVENTS}
@@ -197,7 +200,7 @@ class Trainer:
                 logger.close()
 
     def _resume(self, ckpt_path: str) -> None:
-        checkpoint = restore_training_state(ckpt_path, self.task, self.optimizers, self.schedulers)
+        checkpoint = restore_training_state(ckpt_path, self.task, self.optimizers, self.schedulers, self.fingerprint)
         self.state = LoopState(**checkpoint["loop"])
         self.recorded.update({index: list(losses) for index, losses in checkpoint.get("window", {}).items()})
         self.last_metrics = dict(checkpoint.get("metrics", {}))
@@ -350,6 +353,7 @@ class Trainer:
             "rng": rng_states(),
             "config": self.config,
             "data": self.data_state,
+            "run": self.fingerprint,
         })
 
     def _finish(self) -> dict[str, float]:

@@ -13,9 +13,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
-from src.errors import Rule, UserError, check, integer, positive_int, positive_number
+from src.errors import Rule, UserError, boolean, check, integer, null, number, positive_int, positive_number
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
+from src.training.schedules import build_scheduler
 
 SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows")
 
@@ -70,12 +71,53 @@ def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     """The optimizer factory (it gets the parameters later) and the batch size (None: whole batch)."""
     check("optimizer.lr", config.get("lr"), positive_number)
     batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
-    factory = build({key: value for key, value in config.items() if key != "batch_size"})
+    factory = _refusing_in_one_line("optimizer", build({key: value for key, value in config.items() if key != "batch_size"}))
     return factory, batch_size
 
 
+def _refusing_in_one_line(group: str, factory: Callable) -> Callable:
+    """A factory of torch's whose own checks (``Invalid beta parameter``, ...) end in a UserError naming the group."""
+
+    def make(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return factory(*args, **kwargs)
+        except (TypeError, ValueError, IndexError, KeyError) as error:
+            raise UserError(f"{group}: {type(error).__name__}: {' '.join(str(error).split())}") from None
+
+    return make
+
+
+def check_activation(config: DictConfig) -> None:
+    """The activation group's options are torch modules, tried once on a small tensor."""
+    _try_out("activation", config, lambda: build(config)()(torch.linspace(-2, 2, 5)))
+
+
+def _try_out(group: str, config: DictConfig, attempt: Callable[[], Any]) -> None:
+    """For a group whose options are torch's classes, whose own checks come late (at the first step) or
+    not at all: every setting must be a number, a boolean or null, and ``attempt`` must not raise."""
+    for key, value in config.items():
+        if not str(key).startswith("_"):
+            check(f"{group}.{key}", value, number() | boolean | null)
+    try:
+        attempt()
+    except (TypeError, ValueError, RuntimeError, ArithmeticError) as error:
+        raise UserError(f"{group}: {type(error).__name__}: {' '.join(str(error).split())}") from None
+
+
 def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
-    return None if config is None else build(config)
+    if config is None:
+        return None
+    factory = build(config)
+    _try_out("scheduler", config, lambda: _two_epochs_of(factory))
+    return factory
+
+
+def _two_epochs_of(make_scheduler: Callable) -> None:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = build_scheduler(make_scheduler, optimizer, 10)
+    for _ in range(2):
+        optimizer.step()
+        scheduler.step()
 
 
 def build_from_checkpoint(path: str) -> tuple[Task, DataSpec, DictConfig]:

@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src import cli
-from src.build import build, build_all, build_data, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
+from src.build import build, build_all, build_data, check_activation, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
 from src.errors import UserError, report_user_errors
 from src.training.checkpoint import write_durably
 from src.training.distributed import is_main_process
@@ -31,6 +31,8 @@ def train(config: DictConfig) -> dict[str, float]:
         write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
     seed_everything(config.trainer.seed)
     data = build_data(config.data)
+    if config.get("activation") is not None:
+        check_activation(config.activation)
     task = build_task(config, data.spec)
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))

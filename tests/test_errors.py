@@ -212,3 +212,22 @@ def test_a_checkpoint_of_another_kind_of_run_is_refused_before_the_first_step(tm
     message = str(error.value)
     assert message.startswith(f"ckpt_path={checkpoint}: ") and difference in message and len(message.splitlines()) == 1
     assert checkpoint.read_bytes() == before and not (tmp_path / "second" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["activation=leaky_relu", "activation.negative_slope=abc"], "activation.negative_slope='abc': must be a number or true or false or null"),
+        (["activation=elu", "activation.alpha=nan"], "activation.alpha=nan: must be a number or true or false or null"),
+        (["optimizer=adam", "optimizer.betas=[1.5,0.9]"], "optimizer: ValueError: Invalid beta parameter at index 0: 1.5"),
+        (["scheduler=step", "scheduler.step_size=0"], "scheduler: ZeroDivisionError: integer modulo by zero"),
+        (["scheduler=step", "scheduler.step_size=null"], "scheduler: TypeError: unsupported operand type(s) for %: 'int' and 'NoneType'"),
+        (["data=digits", "data.layout=sequence", "model=rnn", "model.bidirectional=0"], "model RNN does not fit data digits (inputs of shape (8, 8)): TypeError: lstm() received an invalid combination of arguments"),
+        (["data=grid", "model=gan", "data.std=1e39"], "data grid: features hold NaN or inf (or values beyond float32's range)"),
+    ],
+)
+def test_settings_torch_checks_late_or_never_are_refused_before_training(tmp_path, overrides, message):
+    """Found by fuzzing every key: these reached torch as a TypeError at the first step, or trained on NaN."""
+    with pytest.raises(UserError) as error:
+        run_training(tmp_path, *ONE_STEP, *overrides)
+    assert str(error.value).startswith(message) and len(str(error.value).splitlines()) == 1

@@ -1,6 +1,7 @@
 """Runs survive kills, signals, full disks and NaN losses; run folders are never shared."""
 
 import errno
+import json
 import os
 import random
 import signal
@@ -227,3 +228,84 @@ def test_a_log_dir_under_a_regular_file_gets_one_line_before_hydra_makes_folders
     assert result.returncode == 2
     assert result.stderr.startswith(f"error: paths.log_dir='{blocker / 'logs'}': cannot create the run folder ")
     assert result.stderr.strip().endswith("(Not a directory)") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_full_disk_while_tensorboard_writes_stops_the_logging_in_one_line_and_training_goes_on(tmp_path, monkeypatch, capsys):
+    from tensorboard.summary.writer.record_writer import RecordWriter
+
+    real_write, calls = RecordWriter.write, {"n": 0}
+
+    def write_until_the_disk_fills(self, data):
+        calls["n"] += 1
+        if calls["n"] > 20:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(self, data)
+
+    monkeypatch.setattr(RecordWriter, "write", write_until_the_disk_fills)
+    metrics = run_training(tmp_path, "trainer.max_steps=3000", "trainer.checkpoint_every_n_epochs=500")
+    captured = capsys.readouterr()
+    warnings = [line for line in (captured.out + captured.err).splitlines() if "TensorBoard" in line]
+    assert warnings == [f"warning: cannot write TensorBoard events to {tmp_path} (No space left on device); training goes on without them"]
+    assert "Traceback" not in captured.err and "Exception in thread" not in captured.err
+    assert metrics["step"] == 3000 and metrics["train/acc"] > 0.85
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["loop"]["step"] == 3000
+
+
+# Runs a module as `python -m` would, with a SIGKILL injected inside a durable write: after the
+# temporary file of the nth write to a file named TARGET is complete, just before its rename.
+KILL_INSIDE_WRITE = """
+import os, runpy, signal, sys
+target, nth, module = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+real_replace, seen = os.replace, {"n": 0}
+def replace(source, destination):
+    if str(destination).endswith(target):
+        seen["n"] += 1
+        if seen["n"] == nth:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real_replace(source, destination)
+os.replace = replace
+sys.argv = [module, *sys.argv[4:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+
+
+def run_killed_inside_write(target: str, nth: int, module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", KILL_INSIDE_WRITE, target, str(nth), module, *args],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+
+
+def test_a_kill_inside_the_write_of_metrics_json_leaves_the_previous_file(tmp_path):
+    run_training(tmp_path, "trainer.max_steps=50", "logger=none")
+    before = (tmp_path / "metrics.json").read_text()
+    result = run_killed_inside_write("metrics.json", 1, "src.evaluate", f"ckpt_path={tmp_path / 'checkpoints' / 'best.ckpt'}", "split=train")
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    assert (tmp_path / "metrics.json").read_text() == before  # not half of the new one
+    assert json.loads(before)["step"] == 50
+
+
+def test_a_kill_inside_the_write_of_best_ckpt_leaves_the_previous_one(tmp_path):
+    result = run_killed_inside_write(
+        "best.ckpt", 2, "src.train", *JOB[:5], "trainer.max_epochs=60", "trainer.max_steps=null", "trainer.val_every_n_epochs=1",
+        "trainer.checkpoint_every_n_epochs=1", "logger=none", f"paths.log_dir={tmp_path}",
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    (run,) = runs_in(tmp_path)
+    best, last = load_checkpoint(run / "checkpoints" / "best.ckpt"), load_checkpoint(run / "checkpoints" / "last.ckpt")
+    assert best["loop"]["step"] <= last["loop"]["step"]  # the first best, written with the first last.ckpt
+    assert set(best["model"]) == set(last["model"])
+
+
+@pytest.mark.slow
+def test_eight_joblib_jobs_on_two_cores_never_share_a_folder(tmp_path):
+    result = run_cli(
+        "src.train", "-m", "launcher=joblib", "trainer.seed=1,2,3,4,5,6,7,8", "trainer.max_steps=2", "logger=none",
+        f"paths.log_dir={tmp_path}", timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    (sweep,) = (tmp_path / "train").iterdir()
+    jobs = sorted(path for path in sweep.iterdir() if path.is_dir() and (path / "metrics.json").exists())
+    assert len(jobs) == 8
+    seeds = sorted(load_checkpoint(job / "checkpoints" / "last.ckpt")["config"]["trainer"]["seed"] for job in jobs)
+    assert seeds == list(range(1, 9))

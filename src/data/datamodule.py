@@ -49,8 +49,9 @@ class DataModule:
             raise ConfigError(
                 "data.val_fraction + data.test_fraction", val_fraction + test_fraction, "must be below 1"
             )
-        if not np.all(np.isfinite(dataset.features)):
-            raise UserError(f"data {dataset.name}: features hold NaN or inf")
+        with np.errstate(over="ignore"):  # values beyond float32's range become inf, and are refused
+            if not np.all(np.isfinite(np.asarray(dataset.features, dtype=np.float32))):
+                raise UserError(f"data {dataset.name}: features hold NaN or inf (or values beyond float32's range)")
         self.name = dataset.name
         self.target_type = dataset.target_type
         self.num_classes = int(dataset.targets.max()) + 1 if dataset.target_type == "classification" else 0

@@ -66,10 +66,10 @@ class Task(nn.Module):
         self.eval()  # no dropout draws, no batch-norm statistics: this try-out leaves no trace
         try:
             self.evaluation_step((x[:2], y[:2]))
-        except RuntimeError as error:
+        except (RuntimeError, TypeError, ValueError, IndexError, ArithmeticError) as error:  # torch's own checks come here
             raise UserError(
                 f"model {type(self.model).__name__} does not fit data {data_name} (inputs of shape {tuple(x.shape[1:])}): "
-                f"{str(error).splitlines()[0]}"
+                f"{type(error).__name__}: {str(error).splitlines()[0]}"
             ) from None
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:

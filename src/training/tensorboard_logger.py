@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
+import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from torch import Tensor, nn
@@ -25,6 +27,37 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _quiet_event_writer_failures(previous: Callable) -> Callable:
+    """TensorBoard writes events on a thread of its own; when the disk is full it dies with a
+    traceback, and the logger reports the same error in one line. Keep the traceback away."""
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if not (type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError)):
+            previous(args)
+
+    return hook
+
+
+threading.excepthook = _quiet_event_writer_failures(threading.excepthook)
+
+
+def _until_the_disk_fails(method: Callable) -> Callable:
+    """An OSError (disk full, folder removed) stops the logging with one line; the training goes on."""
+
+    @functools.wraps(method)
+    def guarded(self: "TensorBoardLogger", *args: Any, **kwargs: Any) -> Any:
+        if self.failed:
+            return None
+        try:
+            return method(self, *args, **kwargs)
+        except OSError as error:
+            self.failed = True
+            print(f"warning: cannot write TensorBoard events to {self.log_dir} ({error.strerror or error}); training goes on without them")
+            return None
+
+    return guarded
+
+
 class TensorBoardLogger:
     """Implements ``src.training.logger.Logger``."""
 
@@ -39,6 +72,7 @@ class TensorBoardLogger:
         self.histogram_every_n_epochs = histogram_every_n_epochs
         self.figures_every_n_epochs = figures_every_n_epochs
         self.graph = graph
+        self.failed = False
         self._writer: SummaryWriter | None = None
 
     @property
@@ -47,10 +81,12 @@ class TensorBoardLogger:
             self._writer = SummaryWriter(log_dir=str(self.log_dir))
         return self._writer
 
+    @_until_the_disk_fails
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
         for name, value in metrics.items():
             self.writer.add_scalar(name, value, step)
 
+    @_until_the_disk_fails
     def log_graph(self, model: nn.Module, example: Tensor) -> None:
         if not self.graph:
             return
@@ -61,6 +97,7 @@ class TensorBoardLogger:
             except Exception as error:  # a model the tracer cannot follow still trains
                 print(f"note: no model graph in TensorBoard ({type(error).__name__}: {error})")
 
+    @_until_the_disk_fails
     def log_histograms(self, model: nn.Module, step: int) -> None:
         for name, parameter in model.named_parameters():
             # bins="auto": the default "tensorflow" bins cost ~2 ms per tensor, in Python
@@ -68,6 +105,7 @@ class TensorBoardLogger:
             if parameter.grad is not None:
                 self.writer.add_histogram(f"gradients/{name}", parameter.grad.detach(), step, bins="auto")
 
+    @_until_the_disk_fails
     def log_visuals(self, visuals: dict[str, Tensor | str], step: int) -> None:
         for tag, visual in visuals.items():
             if isinstance(visual, str):
@@ -75,6 +113,7 @@ class TensorBoardLogger:
             else:
                 self.writer.add_image(tag, visual, step)
 
+    @_until_the_disk_fails
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
         """Into this run's own folder (SummaryWriter.add_hparams would make a sibling one)."""
         hparams = flatten(config)
@@ -82,6 +121,7 @@ class TensorBoardLogger:
         for summary in hparams_summary(clean, metrics):
             self.writer.file_writer.add_summary(summary)
 
+    @_until_the_disk_fails
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()

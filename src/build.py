@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
-from src.errors import Rule, UserError, boolean, check, integer, null, number, positive_int, positive_number
+from src.errors import Rule, UserError, boolean, check, integer, null, number, positive_int
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
 from src.training.schedules import build_scheduler
@@ -69,7 +69,7 @@ def build_all(config: DictConfig | None, **kwargs: Any) -> list[Any]:
 
 def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     """The optimizer factory (it gets the parameters later) and the batch size (None: whole batch)."""
-    check("optimizer.lr", config.get("lr"), positive_number)
+    check("optimizer.lr", config.get("lr"), number(0, 1e6, low_open=True))  # beyond, a step overflows float32
     batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
     factory = _refusing_in_one_line("optimizer", build({key: value for key, value in config.items() if key != "batch_size"}))
     return factory, batch_size

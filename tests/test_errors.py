@@ -17,9 +17,9 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        (["optimizer.lr=0"], r"^optimizer\.lr=0: must be a number > 0$"),
-        (["optimizer.lr=-1"], r"^optimizer\.lr=-1: must be a number > 0$"),
-        (["optimizer.lr=abc"], r"^optimizer\.lr='abc': must be a number > 0$"),
+        (["optimizer.lr=0"], r"^optimizer\.lr=0: must be a number in \(0, 1e\+06\]$"),
+        (["optimizer.lr=-1"], r"^optimizer\.lr=-1: must be a number in \(0, 1e\+06\]$"),
+        (["optimizer.lr=abc"], r"^optimizer\.lr='abc': must be a number in \(0, 1e\+06\]$"),
         (["optimizer=minibatch", "optimizer.batch_size=0"], r"^optimizer\.batch_size=0: must be a positive integer"),
         (["model=mlp", "model.hidden=[]"], r"^model\.hidden=\[\]: must be a non-empty list of positive integers"),
         (["model=mlp", "model.hidden=[4,0]"], r"^model\.hidden=\[4, 0\]: must be a non-empty list"),
@@ -127,7 +127,7 @@ def test_a_pickled_object_in_a_checkpoint_is_refused_and_never_run(tmp_path):
 
 
 CLI_CASES = {
-    "lr": (["optimizer.lr=-1"], "error: optimizer.lr=-1: must be a number > 0"),
+    "lr": (["optimizer.lr=-1"], "error: optimizer.lr=-1: must be a number in (0, 1e+06]"),
     "csv": (["data=csv", "data.path=/no/such.csv", "data.target=y"], "error: data.path='/no/such.csv': file not found"),
     "ckpt": (["ckpt_path=/no/last.ckpt"], "error: ckpt_path='/no/last.ckpt': no such checkpoint file"),
 }
@@ -224,6 +224,8 @@ def test_a_checkpoint_of_another_kind_of_run_is_refused_before_the_first_step(tm
         (["scheduler=step", "scheduler.step_size=null"], "scheduler: TypeError: unsupported operand type(s) for %: 'int' and 'NoneType'"),
         (["data=digits", "data.layout=sequence", "model=rnn", "model.bidirectional=0"], "model RNN does not fit data digits (inputs of shape (8, 8)): TypeError: lstm() received an invalid combination of arguments"),
         (["data=grid", "model=gan", "data.std=1e39"], "data grid: features hold NaN or inf (or values beyond float32's range)"),
+        (["optimizer=adam", "optimizer.lr=3e37"], "optimizer.lr=3e+37: must be a number in (0, 1e+06]"),
+        (["logger=tensorboard", "logger.histogram_every_n_epochs=abc"], "logger.histogram_every_n_epochs='abc': must be a positive integer or null"),
     ],
 )
 def test_settings_torch_checks_late_or_never_are_refused_before_training(tmp_path, overrides, message):

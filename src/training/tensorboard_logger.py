@@ -13,6 +13,8 @@ from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from src.errors import Rule, boolean, check_arguments, null, positive_int
+
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     """The config as ``optimizer.lr``-style keys, without paths, logger and Hydra's flags."""
@@ -61,6 +63,12 @@ def _until_the_disk_fails(method: Callable) -> Callable:
 class TensorBoardLogger:
     """Implements ``src.training.logger.Logger``."""
 
+    RULES: dict[str, Rule] = {
+        "histogram_every_n_epochs": positive_int | null,
+        "figures_every_n_epochs": positive_int | null,
+        "graph": boolean,
+    }
+
     def __init__(
         self,
         log_dir: str | Path,
@@ -68,6 +76,7 @@ class TensorBoardLogger:
         figures_every_n_epochs: int | None = 2000,
         graph: bool = True,
     ) -> None:
+        check_arguments("logger", locals(), self.RULES)
         self.log_dir = Path(log_dir)
         self.histogram_every_n_epochs = histogram_every_n_epochs
         self.figures_every_n_epochs = figures_every_n_epochs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any, Callable
 
@@ -82,33 +83,39 @@ def _refusing_in_one_line(group: str, factory: Callable) -> Callable:
         try:
             return factory(*args, **kwargs)
         except (TypeError, ValueError, IndexError, KeyError) as error:
-            raise UserError(f"{group}: {type(error).__name__}: {' '.join(str(error).split())}") from None
+            raise _one_line(group, error) from None
 
     return make
 
 
+def _one_line(group: str, error: Exception) -> UserError:
+    return UserError(f"{group}: {type(error).__name__}: {' '.join(str(error).split())}")
+
+
 def check_activation(config: DictConfig) -> None:
     """The activation group's options are torch modules, tried once on a small tensor."""
-    _try_out("activation", config, lambda: build(config)()(torch.linspace(-2, 2, 5)))
+    _try_out("activation", config, number() | boolean | null, lambda: build(config)()(torch.linspace(-2, 2, 5)))
 
 
-def _try_out(group: str, config: DictConfig, attempt: Callable[[], Any]) -> None:
+def _try_out(group: str, config: DictConfig, rule: Rule, attempt: Callable[[], Any]) -> None:
     """For a group whose options are torch's classes, whose own checks come late (at the first step) or
-    not at all: every setting must be a number, a boolean or null, and ``attempt`` must not raise."""
+    not at all (a NaN setting): each setting must pass ``rule``, and ``attempt`` must not raise."""
     for key, value in config.items():
         if not str(key).startswith("_"):
-            check(f"{group}.{key}", value, number() | boolean | null)
+            check(f"{group}.{key}", value, rule)
     try:
         attempt()
     except (TypeError, ValueError, RuntimeError, ArithmeticError) as error:
-        raise UserError(f"{group}: {type(error).__name__}: {' '.join(str(error).split())}") from None
+        raise _one_line(group, error) from None
 
 
 def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
     if config is None:
         return None
     factory = build(config)
-    _try_out("scheduler", config, lambda: _two_epochs_of(factory))
+    # Any type torch's schedulers take (milestones lists, mode strings), but no NaN or infinity.
+    finite = Rule(lambda value: not isinstance(value, float) or math.isfinite(value), "finite")
+    _try_out("scheduler", config, finite, lambda: _two_epochs_of(factory))
     return factory
 
 

@@ -221,6 +221,7 @@ def test_a_checkpoint_of_another_kind_of_run_is_refused_before_the_first_step(tm
         (["activation=elu", "activation.alpha=nan"], "activation.alpha=nan: must be a number or true or false or null"),
         (["optimizer=adam", "optimizer.betas=[1.5,0.9]"], "optimizer: ValueError: Invalid beta parameter at index 0: 1.5"),
         (["scheduler=step", "scheduler.step_size=0"], "scheduler: ZeroDivisionError: integer modulo by zero"),
+        (["scheduler=step", "scheduler.gamma=nan"], "scheduler.gamma=nan: must be finite"),
         (["scheduler=step", "scheduler.step_size=null"], "scheduler: TypeError: unsupported operand type(s) for %: 'int' and 'NoneType'"),
         (["data=digits", "data.layout=sequence", "model=rnn", "model.bidirectional=0"], "model RNN does not fit data digits (inputs of shape (8, 8)): TypeError: lstm() received an invalid combination of arguments"),
         (["data=grid", "model=gan", "data.std=1e39"], "data grid: features hold NaN or inf (or values beyond float32's range)"),
@@ -233,3 +234,11 @@ def test_settings_torch_checks_late_or_never_are_refused_before_training(tmp_pat
     with pytest.raises(UserError) as error:
         run_training(tmp_path, *ONE_STEP, *overrides)
     assert str(error.value).startswith(message) and len(str(error.value).splitlines()) == 1
+
+
+def test_a_scheduler_of_torch_with_a_list_setting_is_accepted(tmp_path):
+    metrics = run_training(
+        tmp_path, "logger=none", "trainer.max_steps=5", "scheduler=step", "scheduler._target_=torch.optim.lr_scheduler.MultiStepLR",
+        "~scheduler.step_size", "+scheduler.milestones=[2,4]",
+    )
+    assert metrics["step"] == 5 and metrics["train/lr"] == pytest.approx(1.2 * 0.5 * 0.5)

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
-from src.errors import Rule, UserError, boolean, check, integer, null, number, positive_int
+from src.errors import Rule, UserError, boolean, in_one_line, check, integer, null, number, positive_int
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
 from src.training.schedules import build_scheduler
@@ -89,7 +89,7 @@ def _refusing_in_one_line(group: str, factory: Callable) -> Callable:
 
 
 def _one_line(group: str, error: Exception) -> UserError:
-    return UserError(f"{group}: {type(error).__name__}: {' '.join(str(error).split())}")
+    return UserError(f"{group}: {in_one_line(error)}")
 
 
 def check_activation(config: DictConfig) -> None:

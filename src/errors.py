@@ -16,6 +16,11 @@ class UserError(Exception):
     """Bad input from the user: a config value, a data file, a checkpoint."""
 
 
+def in_one_line(error: Exception) -> str:
+    """An exception as ``TypeName: its message``, its lines joined: for errors of libraries that span several."""
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
 class ConfigError(UserError):
     """A config key holds a value that is not allowed."""
 

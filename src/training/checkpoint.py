@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from src.errors import UserError
+from src.errors import UserError, in_one_line
 
 
 def serialize(state: dict[str, Any]) -> bytes:
@@ -59,7 +59,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         what = found.group(1) or found.group(0) if found else "unsafe content"
         raise UserError(f"{file}: refused, it holds more than tensors and plain data ({what}); nothing in it was run") from None
     except Exception as error:  # noqa: BLE001 - random bytes reach the unpickler as IndexError, KeyError, OverflowError, ...
-        raise UserError(f"{file}: not a readable checkpoint (truncated or corrupt: {type(error).__name__}: {' '.join(str(error).split())})") from None
+        raise UserError(f"{file}: not a readable checkpoint (truncated or corrupt: {in_one_line(error)})") from None
     if not isinstance(state, dict) or "model" not in state:
         raise UserError(f"{file}: not a checkpoint of this framework (no model state)")
     return state

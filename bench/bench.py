@@ -41,6 +41,8 @@ JOBS = {
 }
 # Optimization steps per job (for the framework's throughput): 1,167 training digits in batches of 64 = 19 per epoch.
 STEPS = dict(zip(JOBS, [10_000, 50 * 19, 40 * 19]))
+# trainer.seeds=K against one seed, per job (issue #10's targets: at most 2×, 3× and K× the time of one seed).
+SEEDS = dict(zip(JOBS, [16, 16, 4]))
 
 
 def config(overrides: list[str], out: Path):
@@ -154,6 +156,24 @@ def main() -> None:
         p, f, q = min(plain), min(framework), min(quiet)
         steps = STEPS[name]
         print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f} {steps / f:9.0f}")
+
+    print(f"\n{'seeds: K members in one stacked model':52} {'K':>3} {'1 seed s':>9} {'K seeds s':>10} {'ratio':>6} {'per model':>10}")
+    for name, overrides in JOBS.items():
+        members = SEEDS[name]
+        one, many = [], []
+        for _ in range(repeats):
+            one.append(run_framework([*overrides, "logger=none"])[0])
+            many.append(run_framework([*overrides, "logger=none", f"trainer.seeds={members}"])[0])
+        ratio = min(many) / min(one)
+        print(f"{name:52} {members:3} {min(one):9.2f} {min(many):10.2f} {ratio:6.2f} {members / ratio:9.1f}x")
+
+    with tempfile.TemporaryDirectory() as out:
+        whole = {
+            k: min(process_seconds([sys.executable, "-m", "src.train", "logger=none", f"trainer.seeds={k}", f"paths.log_dir={out}"])
+                   for _ in range(repeats))
+            for k in (1, 16)
+        }
+    print(f"process, default job: `trainer.seeds=16` {whole[16]:.2f} s, `trainer.seeds=1` {whole[1]:.2f} s: ratio {whole[16] / whole[1]:.2f}\n")
 
     baseline = [sys.executable, "-c", "import torch; torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1)"]
     with tempfile.TemporaryDirectory() as out:

@@ -62,11 +62,48 @@ class Run:
                 )
         return norms
 
+    @property
+    def per_seed(self) -> dict[str, dict[str, float]]:
+        """Each member's final metrics, by seed (a run of one seed has one member)."""
+        return self.metrics.get("per_seed") or {str(self.config["trainer"]["seed"]): self.metrics}
+
+    def values(self, key: str) -> list[float]:
+        return [member[key] for member in self.per_seed.values()]
+
+    def spread(self, key: str, percent: bool = False) -> str:
+        """``mean ± std (min–max)`` over the members (the sample standard deviation)."""
+        values = [100 * v for v in self.values(key)] if percent else self.values(key)
+        digits, unit = (1, "%") if percent else (4, "")
+        mean = sum(values) / len(values)
+        if len(values) == 1:
+            return f"{mean:.{digits}f}{unit} (one seed)"
+        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        return f"{mean:.{digits}f} ± {std:.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+
+    def members(self) -> list["Run"]:
+        """One Run per seed: its own metrics and its TensorBoard curves (the run folder's ``seed_<s>``)."""
+        if "per_seed" not in self.metrics:
+            return [self]
+        return [Run(self.path / f"seed_{seed}", self.config, metrics) for seed, metrics in self.per_seed.items()]
+
+    def stuck_at_chance(self, key: str, chance: float, margin: float = 0.02) -> list[str]:
+        """The seeds whose ``key`` (an accuracy) ended within ``margin`` of chance: dead networks."""
+        return [seed for seed, member in self.per_seed.items() if member[key] <= chance + margin]
+
     def get(self, dotted: str) -> Any:
         node: Any = self.config
         for key in dotted.split("."):
             node = node[key]
         return node
+
+
+def place_in(value: float, values: list[float]) -> str:
+    """Where a published number falls among the seeds' values, in words."""
+    if value > max(values):
+        return "above every seed"
+    if value < min(values):
+        return "below every seed"
+    return f"inside the seeds' range ({sum(v < value for v in values)} of {len(values)} seeds below it)"
 
 
 def output_folder(study: Path) -> Path:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import math
-import random
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
@@ -14,10 +12,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
-from src.errors import Rule, UserError, boolean, in_one_line, check, integer, null, number, positive_int
+from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check, null, number, positive_int
+from src.models.members import member_state, stack
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
 from src.training.schedules import build_scheduler
+from src.training.seeds import member_seeds, seed_everything
 
 SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows")
 
@@ -35,13 +35,6 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
         raise UserError(" ".join(str(error).split())) from None
 
 
-def seed_everything(seed: int) -> None:
-    check("trainer.seed", seed, integer)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 def build_data(config: DictConfig) -> DataModule:
     source = {key: value for key, value in config.items() if key not in SPLIT_KEYS}
     split = {key: config[key] for key in SPLIT_KEYS if key in config}
@@ -49,9 +42,24 @@ def build_data(config: DictConfig) -> DataModule:
 
 
 def build_task(config: DictConfig, data: DataSpec) -> Task:
-    """The task group's choice (``conf/task/``), given a factory for the model at the output size it asks for."""
+    """The task group's choice (``conf/task/``), given a factory for the model at the output size it asks for.
+
+    With ``trainer.seeds`` > 1 the model is K members stacked into one (``src/models/members.py``),
+    each drawn from its own seed exactly as a run of that seed alone draws it.
+    """
+    seeds = member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))
+
     def make_model(output_size: int) -> torch.nn.Module:
-        return build(config.model, input_shape=data.input_shape, output_size=output_size)
+        if len(seeds) == 1:
+            return build(config.model, input_shape=data.input_shape, output_size=output_size)
+        members, random_states = [], []
+        for seed in seeds:
+            seed_everything(seed)
+            members.append(build(config.model, input_shape=data.input_shape, output_size=output_size))
+            random_states.append(torch.get_rng_state())  # where a run of this seed alone goes on drawing from
+        model = stack(members)
+        model.members, model.seeds, model.member_random_states = len(seeds), seeds, random_states
+        return model
 
     return build(config.task, _partial_=True)(model=make_model, spec=data)
 
@@ -127,8 +135,12 @@ def _two_epochs_of(make_scheduler: Callable) -> None:
         scheduler.step()
 
 
-def build_from_checkpoint(path: str) -> tuple[Task, DataSpec, DictConfig]:
-    """The trained task, rebuilt from the config and data description its checkpoint holds."""
+def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, DataSpec, DictConfig]:
+    """The trained task, rebuilt from the config and data description its checkpoint holds.
+
+    A run of several seeds gives its stacked members (``task.solo_view()`` is their ensemble), or
+    with ``member=<seed>`` that seed's model alone.
+    """
     checkpoint = load_checkpoint(path)
     if "config" not in checkpoint or "data" not in checkpoint:
         raise UserError(f"ckpt_path={path}: holds no config or data description to rebuild the model from")
@@ -136,8 +148,16 @@ def build_from_checkpoint(path: str) -> tuple[Task, DataSpec, DictConfig]:
     if not isinstance(config.get("task"), DictConfig):
         raise UserError(f"ckpt_path={path}: written by an earlier version (its task is a name, not a config); retrain it")
     spec = DataSpec.from_state(checkpoint["data"])
+    weights = checkpoint["model"]
+    if member is not None:
+        seeds = member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))
+        if member not in seeds:
+            raise ConfigError("member", member, f"not a seed of this run; its seeds: {', '.join(map(str, seeds))}")
+        if len(seeds) > 1:
+            weights = member_state(weights, seeds.index(member))
+            config.trainer.seeds, config.trainer.seed = 1, member
     task = build_task(config, spec)
-    load_weights(task, checkpoint["model"], f"ckpt_path={path}: does not match the model its config describes")
+    load_weights(task, weights, f"ckpt_path={path}: does not match the model its config describes")
     return task.eval(), spec, config
 
 

@@ -1,7 +1,8 @@
 """Evaluate a checkpoint: ``python -m src.evaluate ckpt_path=<run>/checkpoints/best.ckpt [split=test]``.
 
 The model and the data split are rebuilt from the run's own saved config; the metrics go into the
-run's metrics.json under their usual names (``test/acc``, ...).
+run's metrics.json under their usual names (``test/acc``, ...). A run of several seeds reports each
+member (``per_seed``), their mean, spread, and their ensemble's metrics (``test/acc/ensemble``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from src import cli
 from src.build import build_data, build_from_checkpoint
 from src.errors import ConfigError, report_user_errors
 from src.training.checkpoint import run_folder, write_durably
+from src.training.seeds import in_words, per_member, summarize
 
 
 def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
@@ -25,12 +27,20 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
     data = build_data(config.data)
     if split not in data.splits:
         raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)}")
-    values = task.evaluate(data.batches(split, config.trainer.eval_batch_size))
-    metrics = {f"{split}/{name}": float(value) for name, value in values.items()}
+    batch_size = config.trainer.eval_batch_size
+    values = task.evaluate(data.batches(split, batch_size, members=task.members))
+    members = [{f"{split}/{name}": value for name, value in member.items()} for member in per_member(values)]
+    metrics = summarize(members, getattr(task.model, "seeds", [config.trainer.seed]))
+    ensemble = task.solo_view()
+    if ensemble is not task:
+        values = ensemble.evaluate(data.batches(split, batch_size))
+        metrics.update({f"{split}/{name}/ensemble": float(value) for name, value in values.items()})
     checkpoint = Path(ckpt_path).resolve()
     file = run_folder(checkpoint) / "metrics.json"
     saved = json.loads(file.read_text()) if file.is_file() else {}
-    saved.update(metrics)
+    for seed, member in metrics.get("per_seed", {}).items():
+        saved.setdefault("per_seed", {}).setdefault(seed, {}).update(member)
+    saved.update({key: value for key, value in metrics.items() if key != "per_seed"})
     saved["evaluated_checkpoint"] = str(checkpoint)
     write_durably(json.dumps(saved, indent=2) + "\n", file)
     return metrics
@@ -39,7 +49,7 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(config: DictConfig) -> None:
     metrics = report_user_errors(lambda: evaluate(config.ckpt_path, config.split))
-    print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items()))
+    print(in_words(metrics))
 
 
 if __name__ == "__main__":

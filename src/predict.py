@@ -1,6 +1,8 @@
 """Predict from a checkpoint: ``python -m src.predict ckpt_path=... input=new.csv output=preds.csv``.
 
 Each output row holds the input row, the predicted class and its probability (or the regression value).
+A run of several seeds predicts as their ensemble (the members' mean probability, or mean value),
+or as one member with ``member=<seed>``.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from src import cli
 from src.build import build_from_checkpoint
 from src.data.csv_table import number, read_rows
 from src.data.spec import DataSpec
-from src.errors import ConfigError, UserError, report_user_errors
+from src.errors import ConfigError, UserError, check, integer, report_user_errors
 
 
 def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]:
@@ -32,11 +34,14 @@ def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]
     return list(range(width))
 
 
-def predict(ckpt_path: str | None, input: str | None, output: str) -> int:
+def predict(ckpt_path: str | None, input: str | None, output: str, member: int | None = None) -> int:
     for key, value in (("ckpt_path", ckpt_path), ("input", input)):
         if value is None:
             raise ConfigError(key, value, "is required: python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv>")
-    task, spec, _ = build_from_checkpoint(ckpt_path)
+    if member is not None:
+        check("member", member, integer)
+    task, spec, _ = build_from_checkpoint(ckpt_path, member)
+    task = task.solo_view()
     path = Path(input).expanduser()
     if not path.is_file():
         raise ConfigError("input", input, "file not found")
@@ -61,7 +66,7 @@ def predict(ckpt_path: str | None, input: str | None, output: str) -> int:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(config: DictConfig) -> None:
-    count = report_user_errors(lambda: predict(config.ckpt_path, config.input, config.output))
+    count = report_user_errors(lambda: predict(config.ckpt_path, config.input, config.output, config.member))
     print(f"{count} predictions written to {config.output}")
 
 

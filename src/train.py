@@ -12,10 +12,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from src import cli
-from src.build import build, build_all, build_data, check_activation, build_optimizer, build_scheduler_factory, build_task, plain_config, seed_everything
+from src.build import build, build_all, build_data, check_activation, build_optimizer, build_scheduler_factory, build_task, plain_config
 from src.errors import UserError, report_user_errors
 from src.training.checkpoint import write_durably
 from src.training.distributed import is_main_process
+from src.training.seeds import in_words, seed_everything
 from src.training.trainer import Interrupted
 
 
@@ -61,7 +62,7 @@ def main(config: DictConfig) -> float | None:
     metrics = report_user_errors(lambda: train_or_stop(config))
     if not is_main_process():
         return None
-    print(" ".join(f"{name}={value:.4f}" for name, value in metrics.items() if "/" in name))
+    print(in_words(metrics))
     print(config.paths.output_dir)
     return metrics.get(config.get("optimized_metric", ""))
 

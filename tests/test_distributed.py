@@ -27,9 +27,10 @@ def run(command, log_dir, *extra):
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
-    one = run([sys.executable, "-m", "src.train"], tmp_path / "one")
+    """With two stacked seeds: each member's gradient is averaged over the ranks' shards."""
+    one = run([sys.executable, "-m", "src.train"], tmp_path / "one", "trainer.seeds=2")
     torchrun = str(Path(sys.executable).with_name("torchrun"))
-    two = run([torchrun, "--nproc_per_node=2", "-m", "src.train"], tmp_path / "two")
+    two = run([torchrun, "--nproc_per_node=2", "-m", "src.train"], tmp_path / "two", "trainer.seeds=2")
     a = load_checkpoint(one / "checkpoints" / "last.ckpt")["model"]
     b = load_checkpoint(two / "checkpoints" / "last.ckpt")["model"]
     for name in a:
@@ -37,6 +38,7 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     metrics_one = json.loads((one / "metrics.json").read_text())
     metrics_two = json.loads((two / "metrics.json").read_text())
     assert metrics_two["val/acc"] == pytest.approx(metrics_one["val/acc"], abs=1e-6)
+    assert metrics_two["per_seed"]["43"]["val/acc"] == pytest.approx(metrics_one["per_seed"]["43"]["val/acc"], abs=1e-6)
     assert metrics_two["train/step_loss"] == pytest.approx(metrics_one["train/step_loss"], rel=1e-4)  # reduced over ranks
 
 

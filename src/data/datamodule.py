@@ -101,14 +101,41 @@ class DataModule:
         return 1 if batch_size is None or batch_size >= n else -(-n // batch_size)
 
     def batches(
-        self, split: str, batch_size: int | None, shuffle_seed: int | None = None, skip: int = 0, shard: tuple[int, int] = (0, 1)
+        self,
+        split: str,
+        batch_size: int | None,
+        shuffle_seed: int | list[int] | None = None,
+        skip: int = 0,
+        shard: tuple[int, int] = (0, 1),
+        members: int = 1,
     ) -> Iterator[Batch]:
         """Yield the split in batches, shuffled when ``shuffle_seed`` is given; ``skip`` resumes mid-epoch.
 
         The order depends on the seed alone, so a resumed epoch replays exactly. ``shard=(rank,
-        world)`` yields this rank's every world-th row of each (global) batch.
+        world)`` yields this rank's every world-th row of each (global) batch. For K stacked
+        members (``members``, or one seed each in ``shuffle_seed``) batches are shaped [K, N, ...]:
+        each member's own order, or the same rows for all as a view that copies nothing.
         """
         x, y = self.splits[split]
+        n = len(y)
+        rank, world = shard
+        if isinstance(shuffle_seed, list) and not (batch_size is None or batch_size >= n):
+            orders = torch.stack([_order(n, seed) for seed in shuffle_seed]).to(x.device, non_blocking=True)
+            for start in range(skip * batch_size, n, batch_size):
+                index = orders[:, start : start + batch_size][:, rank::world]
+                yield x[index], y[index]
+            return
+        if isinstance(shuffle_seed, list):
+            shuffle_seed, members = shuffle_seed[0], len(shuffle_seed)  # one whole batch: the order is irrelevant
+        for features, targets in self._shared_batches(x, y, batch_size, shuffle_seed, skip, shard):
+            if members > 1:
+                features, targets = features.expand(members, *features.shape), targets.expand(members, *targets.shape)
+            yield features, targets
+
+    @staticmethod
+    def _shared_batches(
+        x: Tensor, y: Tensor, batch_size: int | None, shuffle_seed: int | None, skip: int, shard: tuple[int, int]
+    ) -> Iterator[Batch]:
         n = len(y)
         rank, world = shard
         if batch_size is None or batch_size >= n:
@@ -119,10 +146,14 @@ class DataModule:
             for start in range(skip * batch_size, n, batch_size):
                 yield x[start : start + batch_size], y[start : start + batch_size]
             return
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(shuffle_seed)).to(x.device, non_blocking=True)
+        order = _order(n, shuffle_seed).to(x.device, non_blocking=True)
         for start in range(skip * batch_size, n, batch_size):
             index = order[start : start + batch_size][rank::world]
             yield x[index], y[index]
+
+
+def _order(n: int, seed: int) -> Tensor:
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))
 
 
 def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: int, shuffle: bool) -> dict[str, tuple]:

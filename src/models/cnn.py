@@ -15,6 +15,8 @@ from src.models.mlp import dense_layers
 class CNN(nn.Module):
     """Works on any C×H×W input; the flattened size is measured, never typed."""
 
+    stackable = True  # forward works on any leading dimensions: seeds can train as one stacked model
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -54,7 +56,7 @@ class CNN(nn.Module):
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *input_shape)).numel()
-        head: list[nn.Module] = [nn.Flatten(), nn.Dropout(dropout)] if dropout > 0 else [nn.Flatten()]
+        head: list[nn.Module] = [nn.Flatten(-3), nn.Dropout(dropout)] if dropout > 0 else [nn.Flatten(-3)]
         self.classifier = nn.Sequential(*head, *dense_layers(flat, list(hidden), output_size, activation, dropout))
         initialize(self, init, init_std)
 

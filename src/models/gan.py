@@ -13,6 +13,8 @@ from src.models.mlp import MLP
 class GAN(nn.Module):
     """``generator``: latent z → a sample shaped like the data; ``discriminator``: sample → real/fake logit."""
 
+    stackable = True  # forward works on any leading dimensions: seeds can train as one stacked model
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -32,7 +34,7 @@ class GAN(nn.Module):
         ]
         if output_activation == "tanh":
             generator.append(nn.Tanh())
-        generator.append(nn.Unflatten(1, self.sample_shape))
+        generator.append(nn.Unflatten(-1, self.sample_shape))
         self.generator = nn.Sequential(*generator)
         self.discriminator = MLP(self.sample_shape, 1, list(discriminator_hidden), activation, init=init)
 

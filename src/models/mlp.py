@@ -28,6 +28,8 @@ def dense_layers(
 class MLP(nn.Module):
     """``hidden=[4]`` with tanh is the notes' two-layer network (equations 1–4, without the final σ)."""
 
+    stackable = True  # forward works on any leading dimensions: seeds can train as one stacked model
+
     def __init__(
         self,
         input_shape: tuple[int, ...],
@@ -41,7 +43,7 @@ class MLP(nn.Module):
         super().__init__()
         hidden = check("model.hidden", list(hidden) if isinstance(hidden, Sequence) else hidden, nonempty_list_of(positive_int))
         check("model.dropout", dropout, number(0, 1, high_open=True))
-        self.layers = nn.Sequential(nn.Flatten(), *dense_layers(math.prod(input_shape), hidden, output_size, activation, dropout))
+        self.layers = nn.Sequential(nn.Flatten(-len(input_shape)), *dense_layers(math.prod(input_shape), hidden, output_size, activation, dropout))
         initialize(self, init, init_std)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -19,13 +19,14 @@ DISCRIMINATOR, GENERATOR = 0, 1
 
 def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict[str, Tensor]:
     """``high_quality``: fraction of samples within 3 std of their nearest mode.
-    ``modes_covered``: modes nearest to at least one high-quality sample."""
-    distances = torch.cdist(samples.float(), modes.float())
-    nearest, index = distances.min(dim=1)
+    ``modes_covered``: modes nearest to at least one high-quality sample.
+
+    ``samples``: [n, d], or [K, n, d] for K members (one value per member)."""
+    distances = torch.cdist(samples.float(), modes.float().expand(*samples.shape[:-2], *modes.shape))
+    nearest, index = distances.min(dim=-1)
     good = nearest <= 3 * std
-    covered = torch.zeros(len(modes), dtype=torch.bool, device=samples.device)
-    covered[index[good]] = True
-    return {"modes_covered": covered.sum().float(), "high_quality": good.float().mean()}
+    covered = (F.one_hot(index, len(modes)) * good.unsqueeze(-1)).amax(dim=-2)
+    return {"modes_covered": covered.sum(-1).float(), "high_quality": good.float().mean(-1)}
 
 
 class Adversarial(Task):
@@ -51,17 +52,26 @@ class Adversarial(Task):
         self.register_buffer("modes", None if modes is None else torch.as_tensor(modes, dtype=torch.float32), persistent=False)
         self.mode_std = info.get("mode_std")
         self.monitor, self.monitor_mode = ("high_quality", "max") if modes is not None else ("g_loss", "min")
+        if self.members > 1:
+            # Each member's noise from its own generator, which goes on from where its seed alone would.
+            self.generators = [torch.Generator().set_state(state) for state in self.model.member_random_states]
 
     def configure_optimizers(self, make_optimizer: OptimizerFactory) -> list[torch.optim.Optimizer]:
         return [make_optimizer(self.model.discriminator.parameters()), make_optimizer(self.model.generator.parameters())]
 
     def latent(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """n latent draws ([K, n, latent] for stacked members: each its own, or the same ones from ``generator``)."""
         device = next(self.model.parameters()).device
-        return torch.randn(n, self.model.latent_dim, device=device, generator=generator)
+        if self.members == 1:
+            return torch.randn(n, self.model.latent_dim, device=device, generator=generator)
+        if generator is not None:
+            return torch.randn(n, self.model.latent_dim, device=device, generator=generator).expand(self.members, n, -1)
+        # Drawn on the CPU, where the members' generators live: equal to solo runs there, alike in law on a GPU.
+        return torch.stack([torch.randn(n, self.model.latent_dim, generator=g) for g in self.generators]).to(device)
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
         real = batch[0]
-        fake = self.model.generator(self.latent(len(real)))
+        fake = self.model.generator(self.latent(self.rows(batch)))
         if optimizer_index == GENERATOR:
             return self._generator_loss(fake)
         return self._discriminator_loss(real, fake.detach())
@@ -69,14 +79,13 @@ class Adversarial(Task):
     def _discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         """-log D(x) - log(1 - D(G(z)))."""
         real_score, fake_score = self.model.discriminator(real), self.model.discriminator(fake)
-        return F.binary_cross_entropy_with_logits(real_score, torch.ones_like(real_score)) + F.binary_cross_entropy_with_logits(
-            fake_score, torch.zeros_like(fake_score)
-        )
+        bce = F.binary_cross_entropy_with_logits
+        return self.batch_mean(bce, real_score, torch.ones_like(real_score)) + self.batch_mean(bce, fake_score, torch.zeros_like(fake_score))
 
     def _generator_loss(self, fake: Tensor) -> Tensor:
         """Non-saturating: -log D(G(z)), which still has gradient when D rejects every fake."""
         score = self.model.discriminator(fake)
-        return F.binary_cross_entropy_with_logits(score, torch.ones_like(score))
+        return self.batch_mean(F.binary_cross_entropy_with_logits, score, torch.ones_like(score))
 
     def _fixed_samples(self, n: int) -> Tensor:
         """Samples from a fixed latent draw: comparable across checks, and the training RNG stays untouched."""
@@ -89,27 +98,37 @@ class Adversarial(Task):
         totals = {"d_loss": 0.0, "g_loss": 0.0}
         count = 0
         generator = torch.Generator(device=next(self.model.parameters()).device).manual_seed(1)
-        for real, _ in batches:
-            fake = self.model.generator(self.latent(len(real), generator))
-            totals["d_loss"] = totals["d_loss"] + self._discriminator_loss(real, fake) * len(real)
-            totals["g_loss"] = totals["g_loss"] + self._generator_loss(fake) * len(real)
-            count += len(real)
+        for batch in batches:
+            real, n = batch[0], self.rows(batch)
+            fake = self.model.generator(self.latent(n, generator))
+            totals["d_loss"] = totals["d_loss"] + self._discriminator_loss(real, fake) * n
+            totals["g_loss"] = totals["g_loss"] + self._generator_loss(fake) * n
+            count += n
         metrics = {name: total / count for name, total in totals.items()}
         if self.modes is not None:
-            metrics.update(mode_metrics(self._fixed_samples(self.eval_samples).flatten(1), self.modes, self.mode_std))
+            samples = self._fixed_samples(self.eval_samples).flatten(-len(self.model.sample_shape))
+            metrics.update(mode_metrics(samples, self.modes, self.mode_std))
         return metrics
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         return self.evaluate(iter([batch]))
 
+    def solo_view(self) -> Task:
+        """Members of a GAN make no ensemble: the task shows its first member."""
+        return self
+
+    def _first_member(self, samples: Tensor) -> Tensor:
+        return samples[0] if self.members > 1 else samples
+
     @torch.no_grad()
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
+        """The first member's samples (the first seed's)."""
         real = splits["train"][0]
         if real.dim() == 2 and real.shape[1] == 2:
-            fake = self._fixed_samples(self.eval_samples)
+            fake = self._first_member(self._fixed_samples(self.eval_samples))
             low, high = real.min(0).values.cpu() - 0.5, real.max(0).values.cpu() + 0.5
             return {"samples/generated_vs_real": visuals.scatter([real[: self.eval_samples], fake], low, high)}
-        return {"samples/generated": visuals.image_grid(self._fixed_samples(64), columns=8, scale=4)}
+        return {"samples/generated": visuals.image_grid(self._first_member(self._fixed_samples(64)), columns=8, scale=4)}
 
     def example_input(self, batch: Batch) -> Tensor:
-        return self.latent(1)
+        return self.latent(1, torch.Generator(device=next(self.model.parameters()).device).manual_seed(0))

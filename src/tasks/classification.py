@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -41,15 +43,22 @@ class BinaryClassification(Task):
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
         x, y = batch
-        return F.binary_cross_entropy_with_logits(self.logits(x), y)
+        return self.batch_mean(F.binary_cross_entropy_with_logits, self.logits(x), y)
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         x, y = batch
         z = self.logits(x)
         return {
-            "loss": F.binary_cross_entropy_with_logits(z, y),
-            "acc": ((torch.sigmoid(z) > 0.5).float() == y).float().mean(),
+            "loss": self.batch_mean(F.binary_cross_entropy_with_logits, z, y),
+            "acc": ((torch.sigmoid(z) > 0.5).float() == y).float().mean(-1),
         }
+
+    def average_members(self, outputs: Tensor) -> Tensor:
+        """The logit of the members' mean probability, computed in log space (no overflow)."""
+        log_k = math.log(len(outputs))
+        log_p = torch.logsumexp(F.logsigmoid(outputs), 0) - log_k
+        log_not_p = torch.logsumexp(F.logsigmoid(-outputs), 0) - log_k
+        return log_p - log_not_p
 
     @torch.no_grad()
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
@@ -80,12 +89,16 @@ class MulticlassClassification(Task):
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
         x, y = batch
-        return F.cross_entropy(self.model(x), y)
+        return self.batch_mean(_cross_entropy, self.model(x), y)
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         x, y = batch
         z = self.model(x)
-        return {"loss": F.cross_entropy(z, y), "acc": (z.argmax(-1) == y).float().mean()}
+        return {"loss": self.batch_mean(_cross_entropy, z, y), "acc": (z.argmax(-1) == y).float().mean(-1)}
+
+    def average_members(self, outputs: Tensor) -> Tensor:
+        """Logits whose softmax is the members' mean probability: log of the mean softmax."""
+        return torch.logsumexp(torch.log_softmax(outputs, -1), 0) - math.log(len(outputs))
 
     @torch.no_grad()
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
@@ -94,6 +107,11 @@ class MulticlassClassification(Task):
     @torch.no_grad()
     def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
         return _class_columns(self.probabilities(x), self.class_names)
+
+
+def _cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """F.cross_entropy with the classes on the last axis, whatever leads ([N, C] or [K, N, C])."""
+    return F.cross_entropy(logits.movedim(-1, 1), target, reduction=reduction)
 
 
 def _class_columns(probabilities: Tensor, class_names: list[str]) -> dict[str, list[str]]:

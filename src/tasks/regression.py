@@ -18,13 +18,13 @@ class Regression(Task):
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
         x, y = batch
-        return F.mse_loss(self.predict(x), y)
+        return self.batch_mean(F.mse_loss, self.predict(x), y)
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         x, y = batch
         prediction = self.predict(x)
-        mse = F.mse_loss(prediction, y)
-        return {"loss": mse, "mse": mse, "mae": (prediction - y).abs().mean()}
+        mse = self.batch_mean(F.mse_loss, prediction, y)
+        return {"loss": mse, "mse": mse, "mae": (prediction - y).abs().mean(-1)}
 
     @torch.no_grad()
     def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:

@@ -7,6 +7,7 @@ describe a split. Tasks never loop over data themselves.
 
 from __future__ import annotations
 
+import copy
 from typing import Callable, Iterable, Iterator
 
 import torch
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 from src.data.datamodule import Batch
 from src.data.spec import DataSpec
 from src.errors import UserError
+from src.models.members import Ensemble, member_count
 from src.visuals import Visual
 
 OptimizerFactory = Callable[[Iterable[nn.Parameter]], torch.optim.Optimizer]
@@ -27,6 +29,10 @@ class Task(nn.Module):
     A task is a config group option (``conf/task/<name>.yaml``): its ``_target_`` is called with
     ``model`` (a factory taking the output size the task asks for, or a built module), ``spec``
     (the data's description) and the yaml's own settings.
+
+    With K stacked members (``trainer.seeds``), batches and outputs carry a leading member axis
+    ([K, N, ...]) and every loss and metric is one value per member ([K]): write losses with
+    ``batch_mean`` and metrics as means over the last axis, and the task works either way.
     """
 
     #: Which optimizer steps, in order, on each batch: a GAN says (0, 1) or (0, 0, 1).
@@ -43,6 +49,9 @@ class Task(nn.Module):
         super().__init__()
         self.spec = spec
         self.model = model if isinstance(model, nn.Module) else model(self.output_size(spec))
+        self.members = member_count(self.model)
+        #: Random generators of the task's own (a stacked GAN's noise, one per member), saved in checkpoints.
+        self.generators: list[torch.Generator] = []
 
     def output_size(self, spec: DataSpec) -> int:
         """How many outputs the model needs for this data (a logit, a value, one logit per class)."""
@@ -59,16 +68,40 @@ class Task(nn.Module):
         """training_step, as a forward pass: what DistributedDataParallel wraps to sync gradients."""
         return self.training_step(batch, optimizer_index)
 
+    def batch_mean(self, loss: Callable[..., Tensor], prediction: Tensor, target: Tensor) -> Tensor:
+        """``loss`` averaged over the batch: one value, or one per member ([K]) for stacked members."""
+        if self.members == 1:
+            return loss(prediction, target)
+        return loss(prediction, target, reduction="none").flatten(1).mean(1)
+
+    def rows(self, batch: Batch) -> int:
+        """How many rows a batch holds (per member)."""
+        return batch[1].shape[1] if self.members > 1 else len(batch[1])
+
+    def average_members(self, outputs: Tensor) -> Tensor:
+        """The deep ensemble's output from the members' outputs [K, N, ...]: here their mean."""
+        return outputs.mean(0)
+
+    def solo_view(self) -> "Task":
+        """This task computing plain [N, ...] outputs: itself for one model; for stacked members their
+        ensemble (``average_members``), which pictures, the graph and predictions show."""
+        if self.members == 1:
+            return self
+        view = copy.copy(self)
+        view._modules = {**self._modules, "model": Ensemble(self.model, self.members, self.average_members)}
+        view.members = 1
+        return view
+
     @torch.no_grad()
     def try_on(self, batch: Batch, data_name: str) -> None:
         """Evaluate two rows before training: a model that does not fit the data gets one line, not a traceback."""
         x, y = batch
         self.eval()  # no dropout draws, no batch-norm statistics: this try-out leaves no trace
         try:
-            self.evaluation_step((x[:2], y[:2]))
+            self.evaluation_step(_first_rows(batch, 2, self.members))
         except (RuntimeError, TypeError, ValueError, IndexError, ArithmeticError) as error:  # torch's own checks come here
             raise UserError(
-                f"model {type(self.model).__name__} does not fit data {data_name} (inputs of shape {tuple(x.shape[1:])}): "
+                f"model {type(self.model).__name__} does not fit data {data_name} (inputs of shape {tuple(x.shape[1 + (self.members > 1):])}): "
                 f"{type(error).__name__}: {str(error).splitlines()[0]}"
             ) from None
 
@@ -82,7 +115,7 @@ class Task(nn.Module):
         totals: dict[str, Tensor] = {}
         count = 0
         for batch in batches:
-            n = len(batch[1])
+            n = self.rows(batch)
             for name, value in self.evaluation_step(batch).items():
                 totals[name] = totals.get(name, 0) + value.detach().float() * n
             count += n
@@ -101,3 +134,9 @@ class Task(nn.Module):
     def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
         """What ``src.predict`` writes beside each input row: column name → one value per row."""
         raise UserError(f"a {type(self).__name__} task makes no predictions from rows")
+
+
+def _first_rows(batch: Batch, n: int, members: int) -> Batch:
+    if members == 1:
+        return batch[0][:n], batch[1][:n]
+    return batch[0][:, :n], batch[1][:, :n]

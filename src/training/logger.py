@@ -30,5 +30,9 @@ class Logger(Protocol):
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
         """The run's resolved config and its final metrics (once, at the end)."""
 
+    def member(self, name: str) -> "Logger":
+        """A logger of the same kind for one member's scalars (``seed_7``), beside this one's, when
+        several seeds train together: its curves overlay the others'; this logger gets their mean."""
+
     def close(self) -> None:
         """Flush and release files."""

@@ -11,18 +11,25 @@ class Monitor:
     def __init__(self, name: str, mode: str, min_delta: float, patience: int | None) -> None:
         self.name, self.sign, self.min_delta, self.patience = name, 1 if mode == "min" else -1, min_delta, patience
 
-    def improved(self, state: Any, metrics: dict[str, float]) -> bool:
-        """Whether this check beat the best so far by more than min_delta; updates the loop state's record."""
-        if self.name not in metrics:
-            raise ConfigError("trainer.monitor", self.name, f"not a logged metric; these are: {', '.join(metrics)}")
-        score = metrics[self.name]
-        if state.best_score is None or self.sign * (state.best_score - score) > self.min_delta:
-            state.best_score, state.checks_without_improvement = score, 0
-            return True
+    def improved(self, state: Any, members: list[dict[str, float]]) -> list[bool]:
+        """For each member (one, unless several seeds train together): whether this check beat its best
+        so far by more than min_delta. Updates the loop state's record; the patience runs out when no
+        member improves."""
+        if self.name not in members[0]:
+            raise ConfigError("trainer.monitor", self.name, f"not a logged metric; these are: {', '.join(members[0])}")
+        scores = [metrics[self.name] for metrics in members]
+        best = state.best_score if isinstance(state.best_score, list) else [state.best_score] * len(scores)
+        improved = [old is None or self.sign * (old - score) > self.min_delta for old, score in zip(best, scores)]
+        best = [score if up else old for score, old, up in zip(scores, best, improved)]
+        state.best_score = best if len(best) > 1 else best[0]
+        if any(improved):
+            state.checks_without_improvement = 0
+            return improved
         state.checks_without_improvement += 1
         if self.stopped(state):
-            print(f"early stopping: {self.name} has not improved for {self.patience} checks")
-        return False
+            members_note = "" if len(members) == 1 else " by any member"
+            print(f"early stopping: {self.name} has not improved{members_note} for {self.patience} checks")
+        return improved
 
     def stopped(self, state: Any) -> bool:
         return self.patience is not None and state.checks_without_improvement >= self.patience

@@ -90,6 +90,10 @@ class TensorBoardLogger:
             self._writer = SummaryWriter(log_dir=str(self.log_dir))
         return self._writer
 
+    def member(self, name: str) -> "TensorBoardLogger":
+        """A run of its own in a sub-folder (TensorBoard lists it as ``<run>/seed_7``): scalars only."""
+        return TensorBoardLogger(self.log_dir / name, histogram_every_n_epochs=None, figures_every_n_epochs=None, graph=False)
+
     @_until_the_disk_fails
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
         for name, value in metrics.items():

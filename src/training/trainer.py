@@ -35,6 +35,7 @@ from src.training.device import PRECISIONS, precision_tools, resolve_device
 from src.training.logger import Logger
 from src.training.monitor import Monitor
 from src.training.schedules import build_scheduler
+from src.training.seeds import clip_grad_norm_per_member, member_seeds, per_member, summarize
 from src.training.signals import Interrupted, StopOnSignals
 
 # With val_every_n_epochs=auto a check comes about every this many steps, and at least every epoch.
@@ -46,7 +47,7 @@ class LoopState:
     epoch: int = 0  # completed epochs
     step: int = 0  # completed optimization steps (one per batch)
     batch_in_epoch: int = 0
-    best_score: float | None = None
+    best_score: float | list[float] | None = None  # one per member when several seeds train together
     checks_without_improvement: int = 0
     checked_at_step: int = -1  # the step of the latest check; equal to `step` when nothing is left to check
 
@@ -85,6 +86,7 @@ class Trainer:
         precision: str | int = "32",
         gradient_clip_val: float | None = None,
         seed: int = 42,
+        seeds: int | list[int] = 1,
         val_every_n_epochs: int | str = "auto",
         eval_batch_size: int = 4096,
         monitor: str = "auto",
@@ -111,7 +113,8 @@ class Trainer:
         self.device = resolve_device(device)
         self.precision = str(precision)
         self.autocast, self.scaler = precision_tools(self.precision, self.device)
-        self.gradient_clip_val, self.seed, self.eval_batch_size = gradient_clip_val, seed, eval_batch_size
+        self.gradient_clip_val, self.eval_batch_size = gradient_clip_val, eval_batch_size
+        self.seeds = member_seeds(seed, seeds)
         self.val_every_n_epochs = val_every_n_epochs
         self.monitor_setting, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
         self.checkpoint_every_n_steps = checkpoint_every_n_steps or math.inf
@@ -139,6 +142,10 @@ class Trainer:
         if self.world_size > 1:
             self.device = distributed.setup(self.device)
         self.task = task.to(self.device)
+        self.members = task.members
+        if self.members != len(self.seeds):
+            raise ConfigError("trainer.seeds", self.seeds, f"the model was built with {self.members} member(s)")
+        self.view = task.solo_view()  # plain outputs, for pictures and the graph: the members' ensemble
         self.data = data.to(self.device)
         if self.channels_last:
             task.to(memory_format=torch.channels_last)
@@ -171,12 +178,17 @@ class Trainer:
             task.monitor_mode if self.mode == "auto" else self.mode, self.min_delta, self.patience,
         )
         self.state = LoopState()
-        task.try_on(data.splits["train"], data.name)
+        task.try_on(next(data.batches("train", None, members=self.members)), data.name)
         # The model's tensors, updated in place by the optimizers: copying them skips state_dict()'s module walk.
         self.live_state = task.state_dict()
         self.recorded: dict[int, list[Tensor]] = {index: [] for index in set(task.optimizer_order)}
         self.last_metrics: dict[str, float] = {}  # the latest check's, so a resumed finished run reports them unchanged
+        self.member_metrics: list[dict[str, float]] = []  # the same, per member
+        self.member_loggers = [
+            [logger.member(f"seed_{seed}") for logger in self.loggers] for seed in self.seeds
+        ] if self.members > 1 else []
         self.fingerprint = run_fingerprint(self.config, self.data_state, self.optimizers, self.schedulers)
+        self.fingerprint["number of seeds"] = self.members
         if ckpt_path is not None:
             self._resume(ckpt_path)
         self.hooks = {event: subscribers(self.callbacks, event) for event in EVENTS}
@@ -196,7 +208,7 @@ class Trainer:
             return self._finish()
         finally:
             self.checkpoints.close()
-            for logger in self.loggers:
+            for logger in self.loggers + [logger for loggers in self.member_loggers for logger in loggers]:
                 logger.close()
 
     def _resume(self, ckpt_path: str) -> None:
@@ -204,7 +216,10 @@ class Trainer:
         self.state = LoopState(**checkpoint["loop"])
         self.recorded.update({index: list(losses) for index, losses in checkpoint.get("window", {}).items()})
         self.last_metrics = dict(checkpoint.get("metrics", {}))
+        self.member_metrics = list(checkpoint.get("member_metrics", []))
         restore_rng_states(checkpoint["rng"])
+        for rng, state in zip(self.task.generators, checkpoint.get("task_rng", [])):
+            rng.set_state(state)
         self.checkpoints.resume_best(ckpt_path)
         if self.rank == 0:
             print(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
@@ -217,6 +232,8 @@ class Trainer:
         self.window_start = state.step - len(recorded[order[0]]) // order.count(order[0])
         skip_nonfinite, every_n_steps = self.skip_nonfinite, self.checkpoint_every_n_steps
         step_loss, shard, clip = self.step_loss, (self.rank, self.world_size), self.gradient_clip_val
+        stacked = self.members > 1
+        clip_grad_norm = clip_grad_norm_per_member if stacked else torch.nn.utils.clip_grad_norm_
         autocast, scaler = self.autocast, self.scaler
         hooks = self.hooks
         task.train()
@@ -229,21 +246,24 @@ class Trainer:
             for hook in hooks["on_epoch_start"]:
                 hook(self)
             # Each epoch's order comes from (seed, epoch): a resumed epoch replays it and skips what was done.
-            epoch_seed = self.seed * 1_000_003 + state.epoch
+            epoch_seeds = [seed * 1_000_003 + state.epoch for seed in self.seeds]
+            epoch_seed = epoch_seeds if stacked else epoch_seeds[0]
             for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch, shard=shard):
                 for index in order:
                     optimizer = self.optimizers[index]
                     with autocast:
-                        loss = step_loss(batch, index)
+                        loss = step_loss(batch, index)  # one per member when stacked
                     optimizer.zero_grad(set_to_none=True)
-                    if skip_nonfinite and not bool(torch.isfinite(loss)):  # a device sync: only when asked for
-                        print(f"step {state.step + 1}: train/{task.loss_names[index]} is {float(loss.detach())}, step skipped")
+                    if skip_nonfinite and not bool(torch.isfinite(loss).all()):  # a device sync: only when asked for
+                        print(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")
                         recorded[index].append(loss.detach().nan_to_num(0.0, 0.0, 0.0))
                         continue
-                    scaler.scale(loss).backward()  # 32 bits: the scaler is disabled and passes everything through
+                    # 32 bits: the scaler is disabled and passes everything through. Members are independent:
+                    # the gradient of their losses' sum is, for each member, the gradient of its own loss.
+                    scaler.scale(loss.sum() if stacked else loss).backward()
                     if clip is not None:
                         scaler.unscale_(optimizer)
-                        torch.nn.utils.clip_grad_norm_(_parameters(optimizer), clip)
+                        clip_grad_norm(_parameters(optimizer), clip)
                     scaler.step(optimizer)
                     scaler.update()
                     recorded[index].append(loss.detach())
@@ -274,47 +294,56 @@ class Trainer:
     def _check(self) -> None:
         """Metrics, logging, best model, early stopping; the metrics end up in ``last_metrics``."""
         task, state = self.task, self.state
-        values: dict[str, Tensor] = {}
+        values: dict[str, Tensor] = {}  # 0-d, or one value per member
         windows: dict[str, tuple[int, Tensor]] = {}  # the step losses since the last check
         for index, losses in self.recorded.items():
             if losses:
                 name = f"train/step_{task.loss_names[index]}"
                 window = torch.stack(losses).float()
                 windows[name] = index, window if self.world_size == 1 else distributed.mean_over_ranks(window)
-                values[name] = windows[name][1].mean()
+                values[name] = windows[name][1].mean(0)
                 losses.clear()
         task.eval()
         for split in self.evaluated_splits:
-            for name, value in task.evaluate(self.data.batches(split, self.eval_batch_size)).items():
+            for name, value in task.evaluate(self.data.batches(split, self.eval_batch_size, members=self.members)).items():
                 values[f"{split}/{name}"] = value
         task.train()
-        metrics = dict(zip(values, torch.stack(list(values.values())).tolist()))  # one device sync
+        members = per_member(values)  # one device sync
         for name, (index, window) in windows.items():
-            if not math.isfinite(metrics[name]):  # a mean is finite only when every loss was
-                self._stop_diverged(index, window)
+            for member, metrics in enumerate(members):
+                if not math.isfinite(metrics[name]):  # a mean is finite only when every loss was
+                    self._stop_diverged(index, window if self.members == 1 else window[:, member], member)
         self.window_start = state.step
-        metrics["train/lr"] = self.optimizers[0].param_groups[0]["lr"]
-        metrics["epoch"] = state.epoch
-        self._log(metrics, at_end=False)
+        for metrics in members:
+            metrics["train/lr"] = self.optimizers[0].param_groups[0]["lr"]
+            metrics["epoch"] = state.epoch
+        metrics = summarize(members, self.seeds)
+        self._log(metrics, members, at_end=False)
 
         state.checked_at_step = state.step
-        self.last_metrics = metrics
-        if self.monitor.improved(state, metrics):
-            self.checkpoints.keep_best(self._weights_snapshot())
+        self.last_metrics, self.member_metrics = metrics, members
+        improved = self.monitor.improved(state, members)
+        if any(improved):
+            self.checkpoints.keep_best(self._weights_snapshot(improved))
         for hook in self.hooks["on_check"]:
             hook(self, metrics)
 
-    def _log(self, scalars: dict[str, float], at_end: bool) -> None:
-        """Scalars to every logger; histograms and pictures where a logger's schedule (or the end) asks for them."""
+    def _log(self, metrics: dict[str, Any], members: list[dict[str, float]], at_end: bool) -> None:
+        """Scalars to every logger (the members' mean; each member's to its own); histograms and
+        pictures where a logger's schedule (or the end) asks for them."""
         visuals = None
+        means = {k: v for k, v in metrics.items() if not isinstance(v, dict) and not k.endswith(("/std", "/min", "/max"))}
+        for loggers, scalars in zip(self.member_loggers, members):
+            for logger in loggers:
+                logger.log_scalars(scalars, self.state.step)
         for logger in self.loggers:
-            logger.log_scalars(scalars, self.state.step)
+            logger.log_scalars(means, self.state.step)
             if at_end or self._due(logger.histogram_every_n_epochs):
                 logger.log_histograms(self.task.model, self.state.step)
             if at_end or self._due(logger.figures_every_n_epochs):
                 if visuals is None:
                     training = self.task.training
-                    visuals = self.task.eval().visualize(self.data.splits)
+                    visuals = self.view.eval().visualize(self.data.splits)
                     self.task.train(training)
                 logger.log_visuals(visuals, self.state.step)
 
@@ -323,15 +352,21 @@ class Trainer:
         epoch = self.state.epoch
         return bool(every) and epoch // every > (epoch - self.check_every) // every
 
-    def _stop_diverged(self, index: int, window: Tensor) -> None:
+    def _stop_diverged(self, index: int, window: Tensor, member: int) -> None:
         self.checkpoints.wait()  # so that the checkpoint the message names is on disk
         per_step = self.task.optimizer_order.count(index)
-        raise TrainingDiverged(f"train/{self.task.loss_names[index]}", window, self.window_start, per_step, self.checkpoints)
+        name = f"train/{self.task.loss_names[index]}" + (f" of seed {self.seeds[member]}" if self.members > 1 else "")
+        raise TrainingDiverged(name, window, self.window_start, per_step, self.checkpoints)
 
     # ------------------------------------------------------------------ checkpoints and results
-    def _weights_snapshot(self) -> dict[str, Any]:
-        """best.ckpt: the model as it is now, for evaluation and prediction (resume uses last.ckpt)."""
+    def _weights_snapshot(self, improved: list[bool]) -> dict[str, Any]:
+        """best.ckpt: the model as it is now, for evaluation and prediction (resume uses last.ckpt); for
+        stacked members, those that did not improve keep their earlier best."""
         model = {name: tensor.clone() for name, tensor in self.live_state.items()}
+        if self.checkpoints.best is not None and not all(improved):
+            kept = torch.tensor([not up for up in improved])
+            for name, tensor in model.items():
+                tensor[kept.to(tensor.device)] = self.checkpoints.best["model"][name].to(tensor.device)[kept.to(tensor.device)]
         return {"model": model, "loop": asdict(self.state), "config": self.config, "data": self.data_state}
 
     def _save_checkpoints(self) -> None:
@@ -350,23 +385,28 @@ class Trainer:
             "loop": asdict(self.state),
             "window": {index: torch.stack(losses) for index, losses in self.recorded.items() if losses},
             "metrics": self.last_metrics,
+            "member_metrics": self.member_metrics,
+            "task_rng": [rng.get_state() for rng in self.task.generators],
             "rng": rng_states(),
             "config": self.config,
             "data": self.data_state,
             "run": self.fingerprint,
         })
 
-    def _finish(self) -> dict[str, float]:
-        metrics = dict(self.last_metrics)
+    def _finish(self) -> dict[str, Any]:
+        members = [dict(metrics) for metrics in self.member_metrics] if self.members > 1 else [dict(self.last_metrics)]
         self.task.eval()
         if "test" in self.data.splits:
-            test = self.task.evaluate(self.data.batches("test", self.eval_batch_size))
-            metrics.update({f"test/{name}": float(value) for name, value in test.items()})
+            test = per_member(self.task.evaluate(self.data.batches("test", self.eval_batch_size, members=self.members)))
+            for metrics, values in zip(members, test):
+                metrics.update({f"test/{name}": value for name, value in values.items()})
+        metrics = summarize(members, self.seeds)
         self._save_checkpoints()
         self.checkpoints.wait()
-        self._log({k: v for k, v in metrics.items() if k.startswith("test/")}, at_end=True)
+        tested = [{k: v for k, v in member.items() if k.startswith("test/")} for member in members]
+        self._log({k: v for k, v in metrics.items() if k.startswith("test/")}, tested, at_end=True)
         for logger in self.loggers:
-            logger.log_graph(self.task.model, self.task.example_input(self.data.splits["train"]))
+            logger.log_graph(self.view.model, self.view.example_input(self.data.splits["train"]))
             logger.log_hparams(self.config, {k: v for k, v in metrics.items() if "/" in k})
         metrics["step"] = self.state.step
         for hook in self.hooks["on_fit_end"]:

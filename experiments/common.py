@@ -73,12 +73,12 @@ class Run:
     def spread(self, key: str, percent: bool = False) -> str:
         """``mean ± std (min–max)`` over the members (the sample standard deviation)."""
         values = [100 * v for v in self.values(key)] if percent else self.values(key)
-        digits, unit = (1, "%") if percent else (4, "")
+        form, unit = (".1f", "%") if percent else (".2e" if max(map(abs, values)) < 1e-3 else ".4f", "")
         mean = sum(values) / len(values)
         if len(values) == 1:
-            return f"{mean:.{digits}f}{unit} (one seed)"
+            return f"{mean:{form}}{unit} (one seed)"
         std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
-        return f"{mean:.{digits}f} ± {std:.{digits}f}{unit} ({min(values):.{digits}f}–{max(values):.{digits}f})"
+        return f"{mean:{form}} ± {std:{form}}{unit} ({min(values):{form}}–{max(values):{form}})"
 
     def members(self) -> list["Run"]:
         """One Run per seed: its own metrics and its TensorBoard curves (the run folder's ``seed_<s>``)."""
@@ -97,13 +97,17 @@ class Run:
         return node
 
 
-def place_in(value: float, values: list[float]) -> str:
-    """Where a published number falls among the seeds' values, in words."""
-    if value > max(values):
+def place_in(value: float, values: list[float], tolerance: float = 1e-6) -> str:
+    """Where a published number falls among the seeds' values, in words (metrics are float32: a tolerance)."""
+    below = sum(v < value - tolerance for v in values)
+    above = sum(v > value + tolerance for v in values)
+    if below == above == 0:
+        return "equal to every seed"
+    if below == len(values):
         return "above every seed"
-    if value < min(values):
+    if above == len(values):
         return "below every seed"
-    return f"inside the seeds' range ({sum(v < value for v in values)} of {len(values)} seeds below it)"
+    return f"inside the seeds' range ({below} of {len(values)} seeds below it, {above} above)"
 
 
 def output_folder(study: Path) -> Path:

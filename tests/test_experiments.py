@@ -49,6 +49,7 @@ def test_rnn_sine_forecast(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # 90 s here: the whole 150-epoch experiment
 def test_gan_ring(tmp_path):
     metrics, events = finish(tmp_path, "gan_ring")
     assert metrics["val/modes_covered"] >= 7 and metrics["val/high_quality"] >= 0.80

@@ -30,15 +30,16 @@ FAMILIES = {
 }
 
 
-def _weights(run) -> dict[str, torch.Tensor]:
-    return load_checkpoint(run / "checkpoints" / "last.ckpt")["model"]
+def _weights(run, checkpoint: str = "last.ckpt") -> dict[str, torch.Tensor]:
+    return load_checkpoint(run / "checkpoints" / checkpoint)["model"]
 
 
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_each_member_ends_where_its_seed_alone_ends(tmp_path, family):
-    overrides = [*FAMILIES[family], "logger=none", "trainer.max_epochs=null"]
+    overrides = [*FAMILIES[family], "logger=none", "trainer.max_epochs=null", "trainer.val_every_n_epochs=1",
+                 "trainer.min_delta=1e-4"]  # improvements far above float noise: the same best check alone and stacked
     together = run_training(tmp_path / "together", *overrides, f"trainer.seeds=[{SEEDS[0]},{SEEDS[1]}]")
-    stacked = _weights(tmp_path / "together")
+    stacked, best = _weights(tmp_path / "together"), _weights(tmp_path / "together", "best.ckpt")
     for index, seed in enumerate(SEEDS):
         alone = run_training(tmp_path / f"seed_{seed}", *overrides, f"trainer.seed={seed}")
         member = together["per_seed"][str(seed)]
@@ -47,6 +48,8 @@ def test_each_member_ends_where_its_seed_alone_ends(tmp_path, family):
                 assert member[name] == pytest.approx(value, rel=1e-4, abs=1e-5), (seed, name)
         for name, tensor in _weights(tmp_path / f"seed_{seed}").items():
             torch.testing.assert_close(stacked[name][index], tensor, rtol=1e-4, atol=1e-5, msg=f"{seed} {name}")
+        for name, tensor in _weights(tmp_path / f"seed_{seed}", "best.ckpt").items():  # each member's own best check
+            torch.testing.assert_close(best[name][index], tensor, rtol=1e-4, atol=1e-5, msg=f"best {seed} {name}")
 
 
 def test_metrics_hold_the_mean_spread_and_each_seed(tmp_path):
@@ -172,3 +175,13 @@ def test_bad_seeds_exit_2_with_one_line(tmp_path):
     result = run_cli("src.train", "trainer.seeds=[1,1]", f"paths.output_dir={tmp_path}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: trainer.seeds=[1, 1]: each seed once; repeated: 1"]
+
+
+def test_a_sweep_over_seeds_gives_one_job_per_setting(tmp_path):
+    result = run_cli("src.train", "-m", "trainer.seeds=2", "optimizer=gd,adam", "trainer.max_steps=5", "logger=none",
+                     f"paths.log_dir={tmp_path}", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    jobs = sorted(tmp_path.rglob("metrics.json"))
+    assert len(jobs) == 2
+    for job in jobs:
+        assert set(json.loads(job.read_text())["per_seed"]) == {"42", "43"}

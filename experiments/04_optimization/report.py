@@ -60,9 +60,9 @@ def batch_sizes(runs) -> list[str]:
         table(["optimizer", "val/acc after 30 epochs: mean ± std (min–max)", "steps", "seconds per epoch"], rows),
         save_figure(figure, OUT / "batch_sizes.png"),
         f"Per epoch, smaller batches take more steps and learn more; per second, each step also costs time. "
-        f"After 30 epochs {batch_label(first)} leads ({first.spread('val/acc', percent=True)}), "
+        f"After 30 epochs {batch_label(first)} leads with {first.spread('val/acc', percent=True)}, "
         + ("ahead of every seed of the next, " if separated else "but its seeds overlap those of ")
-        + f"{batch_label(second)} ({second.spread('val/acc', percent=True)}).",
+        + f"{batch_label(second)}: {second.spread('val/acc', percent=True)}.",
     ]
 
 
@@ -80,7 +80,7 @@ def update_rules(runs) -> list[str]:
     axis.legend(fontsize=8)
     constant = {rule: next((r for r in runs if rule_label(r) == f"{rule}, lr 0.0007"), None) for rule in NOTES}
     placed = [
-        f"{rule} {100 * NOTES[rule]:.0f}% is {place_in(NOTES[rule], run.values('train/acc'))} ({run.spread('train/acc', percent=True)})"
+        f"{rule} {100 * NOTES[rule]:.0f}% is {place_in(NOTES[rule], run.values('train/acc'))}, measured {run.spread('train/acc', percent=True)}"
         for rule, run in constant.items() if run is not None
     ]
     adam, others = constant.get("Adam"), [r for rule, r in constant.items() if rule != "Adam" and r is not None]
@@ -91,6 +91,13 @@ def update_rules(runs) -> list[str]:
         else "holds on average only: Adam's mean is the highest, but the seeds overlap" if ahead
         else "does not hold here: Adam's mean is not the highest"
     )
+    if adam is not None and adam.stuck_at_chance("train/acc", 0.5):
+        dead = adam.stuck_at_chance("train/acc", 0.5)
+        alive = [m["train/acc"] for seed, m in adam.per_seed.items() if seed not in dead]
+        verdict += (
+            f" (Adam's seed {', '.join(dead)} is a dead network at chance; the other {len(alive)} average "
+            f"{100 * sum(alive) / len(alive):.1f}%, from {100 * min(alive):.1f}% to {100 * max(alive):.1f}%)"
+        )
     decayed = ", ".join(
         f"{rule_label(r).split(',')[0]} {r.spread('train/acc', percent=True)}" for r in runs if "decay" in rule_label(r)
     )

@@ -9,6 +9,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/c
 
 from common import load_runs, output_folder, save_figure, table, write_report  # noqa: E402
 
+COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+
 HERE = Path(__file__).resolve().parent
 OUT = output_folder(HERE)
 
@@ -30,36 +32,54 @@ def over_training(run, tag: str, name: str, count: int = 4) -> str:
 
 
 def curves(run, tags: list[str], name: str, log: bool = False) -> str:
+    """Each tag: one thin line per seed, the mean over seeds thick."""
     figure, axis = plt.subplots(figsize=(7, 3.5))
-    for tag in tags:
-        steps, values, _ = run.scalars(tag)
-        axis.plot(steps, values, label=tag)
+    for colour, tag in zip(COLOURS, tags):
+        for member in run.members():
+            axis.plot(*member.scalars(tag)[:2], color=colour, alpha=0.35, linewidth=0.8)
+        axis.plot(*run.scalars(tag)[:2], color=colour, linewidth=2, label=f"{tag} (mean of {len(run.members())} seeds)")
     axis.set(xlabel="step", yscale="log" if log else "linear")
     axis.legend()
     return save_figure(figure, OUT / f"{name}.png")
 
 
+def row(run, metric: str, target: str, percent: bool = False) -> list:
+    return [run.config["name"], metric, run.spread(metric, percent), target]
+
+
 def main() -> None:
     runs = {run.config["name"]: run for run in load_runs(OUT / "runs")}
-    sections = ["The named experiments of the deep-model families, each rerun into this folder."]
+    seeds = len(next(iter(runs.values())).members())
+    sections = [
+        f"The named experiments of the deep-model families, each rerun into this folder with {seeds} seeds trained "
+        "together (`trainer.seeds`); values are mean ± std (min–max) over the seeds, pictures show the seeds' "
+        "ensemble (the CNN, the forecast) or the first seed (the GAN)."
+    ]
     rows = []
     if "cnn_digits" in runs:
         run = runs["cnn_digits"]
-        rows.append(["cnn_digits", "test/acc", run.metrics["test/acc"], "≥ 0.98"])
+        rows.append(row(run, "test/acc", "≥ 0.98"))
+        stuck = run.stuck_at_chance("test/acc", 0.1)
         sections += [
             "## CNN on the digits (1×8×8)",
             curves(run, ["train/loss", "val/loss"], "cnn_loss"),
+            f"Seeds stuck at chance (test accuracy ≤ 12%): {', '.join(stuck) or 'none'}.",
             "First-layer filters and the misclassified test digits (actual→predicted in the run's TensorBoard text):",
             over_training(run, "model/first_layer_filters", "cnn_filters", count=1),
             over_training(run, "test/misclassified", "cnn_misclassified", count=1),
         ]
     if "rnn_adding" in runs:
         run = runs["rnn_adding"]
-        rows.append(["rnn_adding", "test/mse", run.metrics["test/mse"], "< 0.01 (predicting 1: 0.167)"])
-        sections += ["## RNN on the adding problem (T = 50)", curves(run, ["train/mse", "val/mse"], "adding_mse", log=True)]
+        rows.append(row(run, "test/mse", "< 0.01 (predicting 1: 0.167)"))
+        failed = [seed for seed, value in zip(run.per_seed, run.values("test/mse")) if value > 0.1]
+        sections += [
+            "## RNN on the adding problem (T = 50)",
+            curves(run, ["train/mse", "val/mse"], "adding_mse", log=True),
+            f"Seeds that did not learn the task (test MSE above 0.1, near the 0.167 of always answering 1): {', '.join(failed) or 'none'}.",
+        ]
     if "rnn_sine" in runs:
         run = runs["rnn_sine"]
-        rows.append(["rnn_sine", "test/mse", run.metrics["test/mse"], "—"])
+        rows.append(row(run, "test/mse", "—"))
         sections += [
             "## RNN forecasting a sine wave",
             "300 steps forecast from the model's own outputs (blue) against the truth (red), over training:",
@@ -67,15 +87,17 @@ def main() -> None:
         ]
     if "gan_ring" in runs:
         run = runs["gan_ring"]
-        rows.append(["gan_ring", "val/modes_covered", run.metrics["val/modes_covered"], "≥ 7"])
-        rows.append(["gan_ring", "val/high_quality", run.metrics["val/high_quality"], "≥ 0.80"])
+        rows.append(row(run, "val/modes_covered", "≥ 7"))
+        rows.append(row(run, "val/high_quality", "≥ 0.80"))
+        collapsed = [seed for seed, value in zip(run.per_seed, run.values("val/modes_covered")) if value < 7]
         sections += [
             "## GAN on 8 Gaussians on a ring",
             curves(run, ["val/modes_covered"], "gan_modes") + "\n\n" + curves(run, ["val/high_quality"], "gan_quality"),
-            "Generated (blue) against real (red) points over training:",
+            f"Seeds covering fewer than 7 modes (mode collapse): {', '.join(collapsed) or 'none'}.",
+            "Generated (blue) against real (red) points over training, first seed:",
             over_training(run, "samples/generated_vs_real", "gan_samples"),
         ]
-    sections.insert(1, table(["experiment", "metric", "value", "target"], rows))
+    sections.insert(1, table(["experiment", "metric", "mean ± std (min–max)", "target"], rows))
     write_report(OUT, "CNN, RNN and GAN", "bash experiments/run_study.sh 07_deep_models", sections)
 
 

@@ -12,6 +12,7 @@ from src import visuals
 from src.data.datamodule import Batch, held_out_split
 from src.data.spec import DataSpec
 from src.errors import ConfigError
+from src.models.members import StackedConv2d
 from src.tasks.task import ModelFactory, Task, Visual
 
 
@@ -137,8 +138,9 @@ def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) ->
             out[f"{split}/misclassified"] = visuals.image_grid(x[wrong], columns=8, scale=6)
             labels = ", ".join(f"{task.class_names[int(y[i])]}→{task.class_names[int(predicted[i])]}" for i in wrong)
             out[f"{split}/misclassified_labels"] = f"actual→predicted, in grid order: {labels}"
-        first_conv = next((m for m in task.model.modules() if isinstance(m, nn.Conv2d)), None)
+        # The first convolution's kernels (of the first member, when several seeds are stacked: [K, C_out, C_in, h, w]).
+        first_conv = next((m.weight for m in task.model.modules() if isinstance(m, (nn.Conv2d, StackedConv2d))), None)
         if first_conv is not None:
-            filters = first_conv.weight.detach()
+            filters = first_conv.detach() if first_conv.dim() == 4 else first_conv[0].detach()
             out["model/first_layer_filters"] = visuals.image_grid(filters.mean(1, keepdim=True), columns=8, scale=8)
     return out

@@ -364,9 +364,9 @@ class Trainer:
         stacked members, those that did not improve keep their earlier best."""
         model = {name: tensor.clone() for name, tensor in self.live_state.items()}
         if self.checkpoints.best is not None and not all(improved):
-            kept = torch.tensor([not up for up in improved])
+            kept = torch.tensor([not up for up in improved], device=self.device)
             for name, tensor in model.items():
-                tensor[kept.to(tensor.device)] = self.checkpoints.best["model"][name].to(tensor.device)[kept.to(tensor.device)]
+                tensor[kept] = self.checkpoints.best["model"][name].to(self.device)[kept]
         return {"model": model, "loop": asdict(self.state), "config": self.config, "data": self.data_state}
 
     def _save_checkpoints(self) -> None:

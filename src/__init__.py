@@ -1,6 +1,7 @@
 """nnlab: learn and try neural-network ideas with Hydra-composed PyTorch models."""
 
 import os
+import re
 import time
 from pathlib import Path
 
@@ -15,5 +16,19 @@ def _run_id() -> str:
     return time.strftime("%Y-%m-%d_%H-%M-%S", time.localtime(now)) + f".{int(now % 1 * 1000):03d}_{os.getpid()}"
 
 
+def _run_name(*parts: str) -> str:
+    """A run's folder name: its choices, then what was set on the command line (``hydra.job.override_dirname``,
+    items separated by ``|``), keys shortened to their last part: ``two_layer_gd_activation-relu_lr-0.5``.
+    Only characters a Hydra override takes unquoted, so ``ckpt_path=<run>/checkpoints/last.ckpt`` works."""
+    words = []
+    for part in parts:
+        for item in str(part).split("|"):
+            key, equals, value = item.partition("=")
+            word = f"{key.rsplit('.', 1)[-1]}-{value}" if equals else key
+            words.append(re.sub(r"[^\w.+-]", "", re.sub(r"[/,=:]", "-", word)))
+    return "_".join(word for word in words if word)[:100]
+
+
 OmegaConf.register_new_resolver("repo_root", lambda: str(REPO_ROOT), replace=True)
 OmegaConf.register_new_resolver("run_id", _run_id, use_cache=True, replace=True)
+OmegaConf.register_new_resolver("run_name", _run_name, replace=True)

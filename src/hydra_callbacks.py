@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from src.cli import release_stderr
 from src.errors import EXIT_USER_ERROR
+from src.training.checkpoint import FAILED
 
 
 class RunStart(Callback):
@@ -29,6 +30,27 @@ class RunStart(Callback):
         release_stderr()
         if "paths" in config:
             _make_or_exit(config, "sweep")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        """One line per job, from what its folder holds (any launcher: jobs may run in other processes);
+        exit 2 when a job failed."""
+        sweep = Path(config.hydra.sweep.dir)
+        jobs = sorted((folder for folder in sweep.iterdir() if (folder / ".hydra").is_dir()), key=_job_number) if sweep.is_dir() else []
+        failed = 0
+        for folder in jobs:
+            if (folder / FAILED).is_file():
+                failed += 1
+                print(f"{folder.name}: failed: {(folder / FAILED).read_text().strip()}", file=sys.stderr)
+            else:
+                print(f"{folder.name}: {'ok' if (folder / 'metrics.json').is_file() else 'did not finish'}", file=sys.stderr)
+        if failed:
+            print(f"{failed} of {len(jobs)} jobs failed", file=sys.stderr, flush=True)
+            sys.exit(EXIT_USER_ERROR)
+
+
+def _job_number(folder: Path) -> int:
+    number = folder.name.rsplit("_", 1)[-1]
+    return int(number) if number.isdigit() else -1
 
 
 def _make_or_exit(config: DictConfig, mode: str) -> None:

@@ -6,15 +6,17 @@ import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from src import cli
 from src.build import build, build_all, build_data, check_activation, build_optimizer, build_scheduler_factory, build_task, plain_config
 from src.errors import UserError, report_user_errors
-from src.training.checkpoint import write_durably
+from src.training.checkpoint import FAILED, write_durably
 from src.training.distributed import is_main_process
 from src.training.seeds import in_words, seed_everything
 from src.training.trainer import Interrupted
@@ -39,7 +41,17 @@ def train(config: DictConfig) -> dict[str, float]:
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
     loggers = build_all(config.get("logger"), log_dir=run_dir) if is_main_process() else []
     trainer = build(config.trainer, run_dir=run_dir, logger=loggers, callbacks=build_all(config.get("callbacks")))
-    return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved)
+    return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
+
+
+def how_it_was_chosen() -> dict[str, Any]:
+    """Each config group's option, the overrides and the command line, as Hydra recorded them (for the logs)."""
+    if not HydraConfig.initialized():
+        return {}
+    hydra_config = HydraConfig.get()
+    choices = {group: option for group, option in hydra_config.runtime.choices.items() if not group.startswith("hydra")}
+    overrides = list(hydra_config.overrides.task)
+    return {"choices": choices, "overrides": overrides, "command": " ".join(["python -m src.train", *map(shlex.quote, overrides)])}
 
 
 def resume_command(checkpoint: Path) -> str:
@@ -57,9 +69,24 @@ def train_or_stop(config: DictConfig) -> dict[str, float]:
         sys.exit(128 + signal.Signals[stop.signal_name].value)
 
 
+def run_job(config: DictConfig) -> dict[str, Any] | None:
+    """A run stops at a user error (one line, exit 2). A job of a multirun records it instead, in its
+    folder (``failed``: the line), and returns None: the sweep goes on to its other jobs."""
+    if HydraConfig.get().mode != RunMode.MULTIRUN:
+        return report_user_errors(lambda: train_or_stop(config))
+    try:
+        return train_or_stop(config)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        write_durably(f"{error}\n", Path(config.paths.output_dir) / FAILED)
+        return None
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(config: DictConfig) -> float | None:
-    metrics = report_user_errors(lambda: train_or_stop(config))
+    metrics = run_job(config)
+    if metrics is None:
+        return None  # a failed job: Optuna records a failed trial
     if not is_main_process():
         return None
     print(in_words(metrics))

@@ -44,3 +44,38 @@ def test_optuna_search_optimizes_the_monitored_metric(tmp_path):
     assert f"Best value: {max(accuracies)}" in result.stderr + result.stdout
     lrs = {yaml.safe_load((f.parent / "config.yaml").read_text())["optimizer"]["lr"] for f in files}
     assert len(lrs) == 4  # each trial its own learning rate
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", ["basic", "joblib"])
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, launcher):
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "-m", "optimizer.lr=0,1.2", "trainer.max_steps=5", "logger=none",
+         f"paths.log_dir={tmp_path}", *([f"launcher={launcher}"] if launcher != "basic" else [])],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2
+    jobs = sorted(folder for folder in tmp_path.glob("train/multirun_*/*") if folder.is_dir())
+    assert [job.name.rsplit("_", 1)[1] for job in jobs] == ["0", "1"]
+    failed, ok = jobs
+    assert (failed / "failed").read_text() == "optimizer.lr=0: must be a number in (0, 1e+06]\n"
+    assert not (failed / "metrics.json").exists() and (ok / "metrics.json").is_file()  # the second job ran
+    assert result.stderr.strip().splitlines()[-3:] == [
+        f"{failed.name}: failed: optimizer.lr=0: must be a number in (0, 1e+06]", f"{ok.name}: ok", "1 of 2 jobs failed",
+    ]
+
+
+@pytest.mark.slow
+def test_optuna_records_a_failing_trial_and_searches_on(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "-m", "hparams_search=optuna", "data=moons", "model=mlp", "optimizer=adam",
+         "hydra.sweeper.n_trials=4", "trainer.max_steps=5", "logger=none", "trainer.gradient_clip_val=choice(-1.0,1.0)",
+         f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2, result.stderr[-2000:]
+    failed = list(tmp_path.rglob("failed"))
+    finished = list(tmp_path.rglob("metrics.json"))
+    assert len(failed) + len(finished) == 4 and failed and finished
+    best = yaml.safe_load(next(tmp_path.rglob("optimization_results.yaml")).read_text())
+    assert best["best_params"]["trainer.gradient_clip_val"] == 1.0

@@ -5,12 +5,13 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import run_training
+from tests.conftest import run_cli, run_training
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,10 @@ def test_scalars_histograms_images_text_graph_and_hparams(run_dir):
     assert any("confusion_matrix_table" in tag for tag in tags["tensors"])
     assert tags["graph"]
     hparams = events.PluginTagToContent("hparams")
-    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(hparams)
-    assert b"optimizer.lr" in hparams["_hparams_/experiment"] and b"test/acc" in hparams["_hparams_/experiment"]
+    # The session only: TensorBoard derives the table's columns from every run's sessions.
+    assert set(hparams) == {"_hparams_/session_start_info", "_hparams_/session_end_info"}
+    assert b"optimizer.lr" in hparams["_hparams_/session_start_info"] and b"_target_" not in hparams["_hparams_/session_start_info"]
+    assert any(tag.startswith("run/config") for tag in tags["tensors"])
     final_acc = events.Scalars("test/acc")[-1].value
     assert final_acc == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test/acc"])
     steps = [event.step for event in events.Scalars("train/loss")]
@@ -82,6 +85,73 @@ def test_real_tensorboard_server_shows_the_run(run_dir):
         assert {"train/loss", "val/acc", "test/acc"} <= set(tags["moons_run"])
         points = json.load(urllib.request.urlopen(f"{base}/data/plugin/scalars/scalars?run=moons_run&tag=val/acc", timeout=10))
         assert points and 0.5 < points[-1][2] <= 1.0
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def start_tensorboard(logdir):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
+         "--samples_per_plugin", "images=1000"],  # TensorBoard keeps 10 per tag by default; 0 here shows none
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    return server, f"http://127.0.0.1:{port}"
+
+
+def get_json(url, body=None, timeout=60):
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"} if data else {})
+    return json.load(urllib.request.urlopen(request, timeout=timeout))
+
+
+@pytest.mark.slow
+def test_hparams_names_and_pictures_across_kinds_of_runs(tmp_path):
+    """A planar run, a CNN run, a GAN run and a 4-job sweep in one folder, read through the real server."""
+    jobs = [
+        ["trainer.max_steps=300"],
+        ["experiment=cnn_digits", "trainer.max_epochs=10", "model.channels=[4,8]", "logger.figures_every_n_epochs=5"],
+        ["experiment=gan_ring", "trainer.max_epochs=2", "task.eval_samples=200", "model.generator_hidden=[32]"],
+        ["-m", "optimizer.lr=0.5,1.2", "activation=tanh,relu", "trainer.max_steps=100"],
+    ]
+    for job in jobs:
+        result = run_cli("src.train", *job, f"paths.log_dir={tmp_path}", timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+    server, base = start_tensorboard(tmp_path)
+    try:
+        deadline, runs = time.monotonic() + 60, []
+        while time.monotonic() < deadline and len(runs) < 7:
+            try:
+                runs = get_json(f"{base}/data/runs", timeout=5)
+            except OSError:
+                pass
+            time.sleep(0.5)
+        assert len(runs) == 7, runs
+        swept = [run for run in runs if "multirun_" in run]
+        # Named by the choices and the overrides (sorted by key, as Hydra lists them), then the job number.
+        assert sorted(run.rsplit("/", 1)[1].rsplit("_", 1)[0] for run in swept) == [
+            f"two_layer_gd_activation-{activation}_lr-{lr}_max_steps-100" for activation in ("relu", "tanh") for lr in ("0.5", "1.2")
+        ]
+
+        experiment = get_json(f"{base}/data/plugin/hparams/experiment", {"experimentName": ""})
+        columns = {info["name"] for info in experiment["hparamInfos"]}
+        assert {"model", "optimizer", "activation", "data", "experiment", "optimizer.lr"} <= columns
+        assert not any("_target_" in column or column.startswith("paths") for column in columns)
+        metrics = {info["name"]["tag"] for info in experiment["metricInfos"]}
+        assert {"train/acc", "val/acc", "test/acc", "val/modes_covered", "val/high_quality"} <= metrics
+
+        images = get_json(f"{base}/data/plugin/images/tags")
+        for run, tags in images.items():
+            if "cnn_digits" not in run:
+                continue
+            steps = {}
+            for tag in tags:
+                entries = get_json(f"{base}/data/plugin/images/images?run={urllib.parse.quote(run)}&tag={urllib.parse.quote(tag)}")
+                steps[tag] = [entry["step"] for entry in entries]
+            last = max(max(s) for s in steps.values())
+            assert steps["test/confusion_matrix"] == [last]  # the test split only at the end
+            assert len(steps["val/confusion_matrix"]) >= 2 and len(steps["val/confusion_matrix"]) == len(set(steps["val/confusion_matrix"]))
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -82,8 +82,9 @@ def main() -> None:
         rows.append(row(run, "test/mse", "—"))
         sections += [
             "## RNN forecasting a sine wave",
-            "300 steps forecast from the model's own outputs (blue) against the truth (red), over training:",
-            over_training(run, "test/forecast", "sine_forecast", count=3),
+            "300 steps of the validation split forecast from the model's own outputs (blue) against the truth "
+            "(red), over training:",
+            over_training(run, "val/forecast", "sine_forecast", count=3),
         ]
     if "gan_ring" in runs:
         run = runs["gan_ring"]

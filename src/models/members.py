@@ -30,12 +30,12 @@ def stack(models: list[nn.Module]) -> nn.Module:
         return GroupedSequential(*[_grouped([model[i] for model in models]) for i in range(len(first))])
     if not _has_state(first):
         return copy.deepcopy(first)  # an activation, pooling, flattening: the same for every member
-    if isinstance(first, nn.Sequential) or getattr(first, "stackable", False):
+    stackable = isinstance(first, nn.Sequential) or getattr(first, "stackable", False)
+    if stackable and not first._parameters and not first._buffers:  # tensors of its own would need a stacked form
         stacked = copy.copy(first)  # the same class and settings, with stacked children
         stacked._parameters, stacked._buffers = {}, {}
         stacked._modules = {name: stack([getattr(model, name) for model in models]) for name in first._modules}
-        if not first._parameters and not first._buffers:
-            return stacked
+        return stacked
     return PerMember(models)
 
 

@@ -194,6 +194,7 @@ class CheckpointWriter:
 
 
 CHECKPOINT_FOLDER = "checkpoints"  # inside a run folder
+FAILED = "failed"  # inside the folder of a multirun's job that failed: the reason, in one line
 
 
 def run_folder(checkpoint: str | Path) -> Path:

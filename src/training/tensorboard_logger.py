@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+import yaml
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
@@ -17,16 +18,35 @@ from src.errors import Rule, boolean, check_arguments, null, positive_int
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The config as ``optimizer.lr``-style keys, without paths, logger and Hydra's flags."""
+    """The config as ``optimizer.lr``-style keys, without ``_target_``s, paths, the logger and Hydra's flags."""
     flat: dict[str, Any] = {}
     for key, value in config.items():
-        if key == "_partial_" or (not prefix and key in ("paths", "logger")):
+        if key in ("_partial_", "_target_") or (not prefix and key in NOT_HYPERPARAMETERS):
             continue
         if isinstance(value, dict):
             flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
+
+
+#: Top-level keys and config groups that say where and how a run is logged, not what it learns.
+NOT_HYPERPARAMETERS = ("paths", "logger", "callbacks", "launcher", "hparams_search", "hydra", "choices", "overrides", "command")
+
+
+def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
+    """What tells runs apart in the HParams table: each config group's choice (``optimizer: gd``) and every
+    key set on the command line (``optimizer.lr: 0.5``, its resolved value); without Hydra's record of
+    them (a config composed in code), every leaf."""
+    if "choices" not in config:
+        return flatten(config)
+    chosen = {group: option for group, option in config["choices"].items() if option is not None and group not in NOT_HYPERPARAMETERS}
+    flat = flatten(config)
+    for override in config.get("overrides", []):
+        key = override.split("=", 1)[0].lstrip("+~")
+        if key in flat:
+            chosen[key] = flat[key]
+    return chosen
 
 
 def _quiet_event_writer_failures(previous: Callable) -> Callable:
@@ -128,11 +148,18 @@ class TensorBoardLogger:
 
     @_until_the_disk_fails
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
-        """Into this run's own folder (SummaryWriter.add_hparams would make a sibling one)."""
-        hparams = flatten(config)
-        clean = {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in hparams.items()}
-        for summary in hparams_summary(clean, metrics):
+        """This run's session only (its hyper-parameters and final metrics), in its own folder: TensorBoard
+        derives the HParams columns from every run's sessions, so runs of any kind sit in one table (an
+        experiment summary per run would make it show the first run's columns for all). The composed
+        config and the command line go to the Text tab."""
+        clean = {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in hyperparameters(config).items()}
+        _, session_start, session_end = hparams_summary(clean, metrics)
+        for summary in (session_start, session_end):
             self.writer.file_writer.add_summary(summary)
+        shown = {key: value for key, value in config.items() if key not in ("choices", "overrides", "command")}
+        self.writer.add_text("run/config", "    " + yaml.safe_dump(shown, sort_keys=False).replace("\n", "\n    "))
+        if "command" in config:
+            self.writer.add_text("run/command", f"    {config['command']}")
 
     @_until_the_disk_fails
     def close(self) -> None:

@@ -192,6 +192,7 @@ class Trainer:
         if ckpt_path is not None:
             self._resume(ckpt_path)
         self.hooks = {event: subscribers(self.callbacks, event) for event in EVENTS}
+        self.histograms_at, self.pictured = -1, {}  # the step of the latest histograms, and of each picture tag
         self.interrupted_by: str | None = None
         anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
         try:
@@ -330,27 +331,38 @@ class Trainer:
 
     def _log(self, metrics: dict[str, Any], members: list[dict[str, float]], at_end: bool) -> None:
         """Scalars to every logger (the members' mean; each member's to its own); histograms and
-        pictures where a logger's schedule (or the end) asks for them."""
-        visuals = None
+        pictures where a logger's schedule asks for them, and at the end what the last check (at the
+        same step) did not already log. The test split is pictured at the end only."""
+        step = self.state.step
         means = {k: v for k, v in metrics.items() if not isinstance(v, dict) and not k.endswith(("/std", "/min", "/max"))}
         for loggers, scalars in zip(self.member_loggers, members):
             for logger in loggers:
-                logger.log_scalars(scalars, self.state.step)
+                logger.log_scalars(scalars, step)
+        visuals, histograms_logged = None, False
         for logger in self.loggers:
-            logger.log_scalars(means, self.state.step)
-            if at_end or self._due(logger.histogram_every_n_epochs):
-                logger.log_histograms(self.task.model, self.state.step)
-            if at_end or self._due(logger.figures_every_n_epochs):
+            logger.log_scalars(means, step)
+            if self._due(logger.histogram_every_n_epochs, at_end) and not (at_end and self.histograms_at == step):
+                logger.log_histograms(self.task.model, step)
+                histograms_logged = True
+            if self._due(logger.figures_every_n_epochs, at_end):
                 if visuals is None:
-                    training = self.task.training
-                    visuals = self.view.eval().visualize(self.data.splits)
-                    self.task.train(training)
-                logger.log_visuals(visuals, self.state.step)
+                    visuals = {tag: v for tag, v in self._visuals(with_test=at_end).items() if self.pictured.get(tag) != step}
+                logger.log_visuals(visuals, step)
+        if histograms_logged:
+            self.histograms_at = step
+        self.pictured.update(dict.fromkeys(visuals or (), step))
 
-    def _due(self, every: int | None) -> bool:
-        """Whether a multiple of ``every`` epochs was passed since the previous check."""
+    def _visuals(self, with_test: bool) -> dict[str, Any]:
+        training = self.task.training
+        splits = {name: split for name, split in self.data.splits.items() if with_test or name != "test"}
+        visuals = self.view.eval().visualize(splits)
+        self.task.train(training)
+        return visuals
+
+    def _due(self, every: int | None, at_end: bool = False) -> bool:
+        """At the end, or when a multiple of ``every`` epochs was passed since the previous check."""
         epoch = self.state.epoch
-        return bool(every) and epoch // every > (epoch - self.check_every) // every
+        return at_end or bool(every) and epoch // every > (epoch - self.check_every) // every
 
     def _stop_diverged(self, index: int, window: Tensor, member: int) -> None:
         self.checkpoints.wait()  # so that the checkpoint the message names is on disk

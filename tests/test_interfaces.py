@@ -115,7 +115,9 @@ def test_any_object_with_the_logger_methods_is_a_logger_and_several_loggers_get_
     assert scalars[0][1]["train/loss"] > scalars[5][1]["train/loss"]
     # 5 epochs passed at each check; the end adds none: the last check, at the same step, logged them
     assert [value for kind, value in calls if kind == "histograms"] == [50, 100, 150, 200, 250, 300]
-    assert [value for kind, value in calls if kind == "visuals"] == [(300, ["train/confusion_matrix", "train/confusion_matrix_table", "train/decision_boundary"])]
+    assert [value for kind, value in calls if kind == "visuals"] == [
+        (0, ["run/model"]), (300, ["train/confusion_matrix", "train/confusion_matrix_table", "train/decision_boundary"]),
+    ]
     assert ("graph", (1, 2)) in calls and ("hparams", (1.2, ["train/acc", "train/loss", "train/lr", "train/step_loss"])) in calls
     assert calls[-1] == ("close", None)
 

@@ -162,7 +162,7 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint(t
 
     def fsync_until_the_disk_fills(fd):
         calls["n"] += 1
-        if calls["n"] > 6:  # two files (last, best) of two fsyncs each, then one more last.ckpt
+        if calls["n"] > 8:  # model.md, then two files (last, best), two fsyncs each, then one more last.ckpt
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real_fsync(fd)
 

@@ -112,3 +112,13 @@ def test_nan_loss_stops_the_run_naming_the_step_and_keeps_the_last_good_checkpoi
     last = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
     assert last["loop"]["step"] == saved_step
     assert all(torch.isfinite(value).all() for value in last["model"].values())
+
+
+def test_a_model_summary_lists_each_layer_its_output_shape_and_parameters(tmp_path):
+    run_training(tmp_path, "experiment=cnn_digits", "model.channels=[4,8]", "model.hidden=[16]", "trainer.max_steps=1", "logger=none")
+    text = (tmp_path / "model.md").read_text()
+    assert "| features.0 | Conv2d | 2×4×8×8 | 36 |" in text  # 1→4 channels, 3×3, no bias (batch norm follows), on 2 rows
+    assert "| classifier.5 | Linear | 2×10 | 170 |" in text  # 16 → 10 classes
+    weights = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["model"]
+    total = sum(t.numel() for name, t in weights.items() if not any(b in name for b in ("running_", "num_batches")))
+    assert f"| **total** | CNN | | {total:,} ({total:,} trainable) |" in text

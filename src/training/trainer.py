@@ -37,6 +37,7 @@ from src.training.monitor import Monitor
 from src.training.schedules import build_scheduler
 from src.training.seeds import clip_grad_norm_per_member, member_seeds, per_member, summarize
 from src.training.signals import Interrupted, StopOnSignals
+from src.training.summary import model_summary
 
 # With val_every_n_epochs=auto a check comes about every this many steps, and at least every epoch.
 AUTO_CHECK_STEPS = 100
@@ -178,7 +179,9 @@ class Trainer:
             task.monitor_mode if self.mode == "auto" else self.mode, self.min_delta, self.patience,
         )
         self.state = LoopState()
-        task.try_on(next(data.batches("train", None, members=self.members)), data.name)
+        example = next(data.batches("train", None, members=self.members))
+        task.try_on(example, data.name)
+        summary = model_summary(task.model, lambda: task.try_on(example, data.name))
         # The model's tensors, updated in place by the optimizers: copying them skips state_dict()'s module walk.
         self.live_state = task.state_dict()
         self.recorded: dict[int, list[Tensor]] = {index: [] for index in set(task.optimizer_order)}
@@ -191,6 +194,11 @@ class Trainer:
         self.fingerprint["number of seeds"] = self.members
         if ckpt_path is not None:
             self._resume(ckpt_path)
+        if self.rank == 0:
+            print(summary)
+            write_durably(summary + "\n", self.run_dir / "model.md")
+            for logger in self.loggers:
+                logger.log_visuals({"run/model": summary}, self.state.step)
         self.hooks = {event: subscribers(self.callbacks, event) for event in EVENTS}
         self.histograms_at, self.pictured = -1, {}  # the step of the latest histograms, and of each picture tag
         self.interrupted_by: str | None = None

@@ -155,3 +155,10 @@ def test_hparams_names_and_pictures_across_kinds_of_runs(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_a_gan_graph_shows_both_networks(tmp_path):
+    run_training(tmp_path, "experiment=gan_ring", "trainer.max_epochs=null", "trainer.max_steps=3", "task.eval_samples=100",
+                 "model.generator_hidden=[8]", "model.discriminator_hidden=[8]")
+    nodes = " ".join(node.name for node in read_events(tmp_path).Graph().node)
+    assert "GeneratorThenDiscriminator/Sequential[generator]" in nodes and "GeneratorThenDiscriminator/MLP[discriminator]" in nodes

@@ -130,5 +130,20 @@ class Adversarial(Task):
             return {"samples/generated_vs_real": visuals.scatter([real[: self.eval_samples], fake], low, high)}
         return {"samples/generated": visuals.image_grid(self._first_member(self._fixed_samples(64)), columns=8, scale=4)}
 
+    def graph_module(self) -> nn.Module:
+        """Both networks, as a sample flows through them: latent → generator → discriminator → logit."""
+        return GeneratorThenDiscriminator(self.model.generator, self.model.discriminator)
+
     def example_input(self, batch: Batch) -> Tensor:
         return self.latent(1, torch.Generator(device=next(self.model.parameters()).device).manual_seed(0))
+
+
+class GeneratorThenDiscriminator(nn.Module):
+    """The GAN's two networks in a row, for its graph (the model's own forward is the generator alone)."""
+
+    def __init__(self, generator: nn.Module, discriminator: nn.Module) -> None:
+        super().__init__()
+        self.generator, self.discriminator = generator, discriminator
+
+    def forward(self, z: Tensor) -> Tensor:
+        return self.discriminator(self.generator(z))

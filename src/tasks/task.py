@@ -130,6 +130,10 @@ class Task(nn.Module):
         """What the model graph is traced with."""
         return batch[0][:1]
 
+    def graph_module(self) -> nn.Module:
+        """The module whose graph TensorBoard shows, traced with ``example_input``: the model."""
+        return self.model
+
     @torch.no_grad()
     def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
         """What ``src.predict`` writes beside each input row: column name → one value per row."""

@@ -426,7 +426,7 @@ class Trainer:
         tested = [{k: v for k, v in member.items() if k.startswith("test/")} for member in members]
         self._log({k: v for k, v in metrics.items() if k.startswith("test/")}, tested, at_end=True)
         for logger in self.loggers:
-            logger.log_graph(self.view.model, self.view.example_input(self.data.splits["train"]))
+            logger.log_graph(self.view.graph_module(), self.view.example_input(self.data.splits["train"]))
             logger.log_hparams(self.config, {k: v for k, v in metrics.items() if "/" in k})
         metrics["step"] = self.state.step
         for hook in self.hooks["on_fit_end"]:

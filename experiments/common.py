@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import statistics
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import yaml  # noqa: E402
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]  # one per setting; a setting's seeds share it
 sys.path.insert(0, str(REPO_ROOT))
 
 
@@ -74,10 +76,10 @@ class Run:
         """``mean ± std (min–max)`` over the members (the sample standard deviation)."""
         values = [100 * v for v in self.values(key)] if percent else self.values(key)
         form, unit = (".1f", "%") if percent else (".2e" if max(map(abs, values)) < 1e-3 else ".4f", "")
-        mean = sum(values) / len(values)
+        mean = statistics.fmean(values)
         if len(values) == 1:
             return f"{mean:{form}}{unit} (one seed)"
-        std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+        std = statistics.stdev(values)
         return f"{mean:{form}} ± {std:{form}}{unit} ({min(values):{form}}–{max(values):{form}})"
 
     def members(self) -> list["Run"]:

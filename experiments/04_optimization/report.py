@@ -7,15 +7,12 @@ import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/common.py
 
-from common import load_runs, output_folder, place_in, save_figure, table, write_report  # noqa: E402
+from common import COLOURS, load_runs, output_folder, place_in, save_figure, table, write_report  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 OUT = output_folder(HERE)
 RULES = {"torch.optim.SGD": "mini-batch", "torch.optim.Adam": "Adam"}
 NOTES = {"mini-batch": 0.80, "momentum": 0.80, "Adam": 0.94}  # the notes' training accuracies at lr 0.0007
-
-
-COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def batch_label(run) -> str:

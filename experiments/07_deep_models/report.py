@@ -7,9 +7,8 @@ import matplotlib.pyplot as plt
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # experiments/common.py
 
-from common import load_runs, output_folder, save_figure, table, write_report  # noqa: E402
+from common import COLOURS, load_runs, output_folder, save_figure, table, write_report  # noqa: E402
 
-COLOURS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 HERE = Path(__file__).resolve().parent
 OUT = output_folder(HERE)

@@ -100,10 +100,11 @@ class StackedConv2d(nn.Module):
         self.weight = _stacked([conv.weight for conv in convs])  # [K, C_out, C_in, h, w]
         self.bias = _stacked([conv.bias for conv in convs]) if first.bias is not None else None
 
-    def forward(self, x: Tensor) -> Tensor:
-        members = len(self.weight)
+    def forward(self, x: Tensor, shared: bool = False) -> Tensor:
+        """``shared``: one batch [N, C, H, W] that every member sees; one ungrouped convolution computes them all."""
         bias = None if self.bias is None else self.bias.flatten()
-        return F.conv2d(x, self.weight.flatten(0, 1), bias, self.stride, self.padding, self.dilation, groups=members)
+        groups = 1 if shared else len(self.weight)
+        return F.conv2d(x, self.weight.flatten(0, 1), bias, self.stride, self.padding, self.dilation, groups=groups)
 
 
 class StackedBatchNorm2d(nn.Module):
@@ -135,11 +136,8 @@ class GroupedSequential(nn.Sequential):
 
     def forward(self, x: Tensor) -> Tensor:
         members = len(self[0].weight)
-        if x.stride(0) == 0:
-            # Every member sees the same images: one ungrouped convolution computes all members' first layer.
-            first = self[0]
-            bias = None if first.bias is None else first.bias.flatten()
-            x = F.conv2d(x[0], first.weight.flatten(0, 1), bias, first.stride, first.padding, first.dilation)
+        if x.stride(0) == 0:  # an expanded view: every member sees the same images
+            x = self[0](x[0], shared=True)
         else:
             x = self[0](x.transpose(0, 1).flatten(1, 2))
         for layer in list(self)[1:]:
@@ -191,9 +189,9 @@ def member_state(state: dict[str, Tensor], index: int) -> dict[str, Tensor]:
 class Ensemble(nn.Module):
     """Stacked members as one plain model: [N, ...] in, the members' outputs combined by ``average`` out."""
 
-    def __init__(self, stacked: nn.Module, members: int, average: Callable[[Tensor], Tensor]) -> None:
+    def __init__(self, stacked: nn.Module, average: Callable[[Tensor], Tensor]) -> None:
         super().__init__()
-        self.stacked, self.members, self.average = stacked, members, average
+        self.stacked, self.members, self.average = stacked, member_count(stacked), average
 
     def forward(self, x: Tensor) -> Tensor:
         return self.average(self.stacked(x.expand(self.members, *x.shape)))

@@ -88,7 +88,7 @@ class Task(nn.Module):
         if self.members == 1:
             return self
         view = copy.copy(self)
-        view._modules = {**self._modules, "model": Ensemble(self.model, self.members, self.average_members)}
+        view._modules = {**self._modules, "model": Ensemble(self.model, self.average_members)}
         view.members = 1
         return view
 

@@ -180,8 +180,7 @@ class Trainer:
         )
         self.state = LoopState()
         example = next(data.batches("train", None, members=self.members))
-        task.try_on(example, data.name)
-        summary = model_summary(task.model, lambda: task.try_on(example, data.name))
+        summary = model_summary(task.model, lambda: task.try_on(example, data.name))  # the try-out shows the shapes
         # The model's tensors, updated in place by the optimizers: copying them skips state_dict()'s module walk.
         self.live_state = task.state_dict()
         self.recorded: dict[int, list[Tensor]] = {index: [] for index in set(task.optimizer_order)}

@@ -157,6 +157,13 @@ def main() -> None:
         steps = STEPS[name]
         print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f} {steps / f:9.0f}")
 
+    bar, no_bar = [], []
+    for _ in range(repeats):  # the bar writes to a terminal; here to memory, which costs the same formatting
+        with contextlib.redirect_stderr(io.StringIO()):
+            bar.append(run_framework(["trainer.progress_bar=true"])[0])
+        no_bar.append(run_framework(["trainer.progress_bar=false"])[0])
+    print(f"progress bar, default job: {min(bar):.2f} s with it, {min(no_bar):.2f} s without: ratio {min(bar) / min(no_bar):.3f}")
+
     print(f"\n{'seeds: K members in one stacked model':52} {'K':>3} {'1 seed s':>9} {'K seeds s':>10} {'ratio':>6} {'per model':>10}")
     for name, overrides in JOBS.items():
         members = SEEDS[name]

@@ -7,6 +7,8 @@ import os
 import sys
 from typing import Any, Callable, TypeVar
 
+from src.run_log import log
+
 T = TypeVar("T")
 
 EXIT_USER_ERROR = 2
@@ -35,7 +37,7 @@ def report_user_errors(fn: Callable[[], T]) -> T:
     except UserError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        log.error(f"error: {error}")
         sys.exit(EXIT_USER_ERROR)
 
 

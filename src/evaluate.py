@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from src import cli
 from src.build import build_data, build_from_checkpoint
 from src.errors import ConfigError, report_user_errors
+from src.run_log import log
 from src.training.checkpoint import run_folder, write_durably
 from src.training.seeds import in_words, per_member, summarize
 
@@ -49,7 +50,7 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="evaluate")
 def main(config: DictConfig) -> None:
     metrics = report_user_errors(lambda: evaluate(config.ckpt_path, config.split))
-    print(in_words(metrics))
+    log.info(in_words(metrics))
 
 
 if __name__ == "__main__":

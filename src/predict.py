@@ -20,6 +20,7 @@ from src.build import build_from_checkpoint
 from src.data.csv_table import number, read_rows
 from src.data.spec import DataSpec
 from src.errors import ConfigError, UserError, check, integer, report_user_errors
+from src.run_log import log
 
 
 def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]:
@@ -67,7 +68,7 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(config: DictConfig) -> None:
     count = report_user_errors(lambda: predict(config.ckpt_path, config.input, config.output, config.member))
-    print(f"{count} predictions written to {config.output}")
+    log.info(f"{count} predictions written to {config.output}")
 
 
 if __name__ == "__main__":

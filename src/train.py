@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from src import cli
 from src.build import build, build_all, build_data, check_activation, build_optimizer, build_scheduler_factory, build_task, plain_config
 from src.errors import UserError, report_user_errors
+from src.run_log import log
 from src.training.checkpoint import FAILED, write_durably
 from src.training.distributed import is_main_process
 from src.training.seeds import in_words, seed_everything
@@ -32,6 +33,7 @@ def train(config: DictConfig) -> dict[str, float]:
     resolved = plain_config(config)
     if is_main_process():
         write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
+        log.info(f"config (also in {run_dir / 'config.yaml'}):\n{OmegaConf.to_yaml(resolved).rstrip()}")
     seed_everything(config.trainer.seed)
     data = build_data(config.data)
     if config.get("activation") is not None:
@@ -64,8 +66,8 @@ def train_or_stop(config: DictConfig) -> dict[str, float]:
     try:
         return train(config)
     except Interrupted as stop:
-        print(f"stopped by {stop}", file=sys.stderr)
-        print(f"resume with: {resume_command(stop.checkpoint)}", file=sys.stderr, flush=True)
+        log.warning(f"stopped by {stop}")
+        log.warning(f"resume with: {resume_command(stop.checkpoint)}")
         sys.exit(128 + signal.Signals[stop.signal_name].value)
 
 
@@ -77,7 +79,7 @@ def run_job(config: DictConfig) -> dict[str, Any] | None:
     try:
         return train_or_stop(config)
     except UserError as error:
-        print(f"error: {error}", file=sys.stderr, flush=True)
+        log.error(f"error: {error}")
         write_durably(f"{error}\n", Path(config.paths.output_dir) / FAILED)
         return None
 
@@ -89,8 +91,8 @@ def main(config: DictConfig) -> float | None:
         return None  # a failed job: Optuna records a failed trial
     if not is_main_process():
         return None
-    print(in_words(metrics))
-    print(config.paths.output_dir)
+    log.info(in_words(metrics))
+    log.info(config.paths.output_dir)
     return metrics.get(config.get("optimized_metric", ""))
 
 

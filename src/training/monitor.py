@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from src.errors import ConfigError
+from src.run_log import log
 
 
 class Monitor:
@@ -28,7 +29,7 @@ class Monitor:
         state.checks_without_improvement += 1
         if self.stopped(state):
             members_note = "" if len(members) == 1 else " by any member"
-            print(f"early stopping: {self.name} has not improved{members_note} for {self.patience} checks")
+            log.info(f"early stopping: {self.name} has not improved{members_note} for {self.patience} checks")
         return improved
 
     def stopped(self, state: Any) -> bool:

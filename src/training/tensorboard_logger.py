@@ -15,6 +15,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from src.errors import Rule, boolean, check_arguments, null, positive_int
+from src.run_log import log
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -74,7 +75,7 @@ def _until_the_disk_fails(method: Callable) -> Callable:
             return method(self, *args, **kwargs)
         except OSError as error:
             self.failed = True
-            print(f"warning: cannot write TensorBoard events to {self.log_dir} ({error.strerror or error}); training goes on without them")
+            log.warning(f"warning: cannot write TensorBoard events to {self.log_dir} ({error.strerror or error}); training goes on without them")
             return None
 
     return guarded
@@ -128,7 +129,7 @@ class TensorBoardLogger:
             try:
                 self.writer.add_graph(model, example)
             except Exception as error:  # a model the tracer cannot follow still trains
-                print(f"note: no model graph in TensorBoard ({type(error).__name__}: {error})")
+                log.info(f"note: no model graph in TensorBoard ({type(error).__name__}: {error})")
 
     @_until_the_disk_fails
     def log_histograms(self, model: nn.Module, step: int) -> None:

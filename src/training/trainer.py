@@ -24,9 +24,10 @@ from torch.nn.parallel import DistributedDataParallel
 
 from src.data.datamodule import DataModule
 from src.errors import ConfigError, Rule, auto, boolean, check_arguments, null, number, one_of, positive_int, positive_number
+from src.run_log import log
 from src.tasks.task import OptimizerFactory, Task
 from src.training import distributed
-from src.training.callbacks import EVENTS, Callback, ProgressLine, subscribers
+from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import (
     RunCheckpoints, restore_rng_states, restore_training_state, rng_states, run_fingerprint, write_durably,
 )
@@ -34,6 +35,7 @@ from src.training.divergence import TrainingDiverged
 from src.training.device import PRECISIONS, precision_tools, resolve_device
 from src.training.logger import Logger
 from src.training.monitor import Monitor
+from src.training.progress import Progress
 from src.training.schedules import build_scheduler
 from src.training.seeds import clip_grad_norm_per_member, member_seeds, per_member, summarize
 from src.training.signals import Interrupted, StopOnSignals
@@ -71,6 +73,7 @@ class Trainer:
         "checkpoint_every_n_minutes": positive_number | null,
         "on_nonfinite_loss": one_of("stop", "skip"),
         "progress_bar": boolean | auto,
+        "log_every_seconds": positive_number | null,
         "detect_anomaly": boolean,
         "compile": boolean,
         "channels_last": boolean | auto,
@@ -99,6 +102,7 @@ class Trainer:
         checkpoint_every_n_minutes: float | None = 10.0,
         on_nonfinite_loss: str = "stop",
         progress_bar: bool | str = "auto",
+        log_every_seconds: float | None = 30.0,
         detect_anomaly: bool = False,
         compile: bool = False,
         channels_last: bool | str = "auto",
@@ -121,8 +125,9 @@ class Trainer:
         self.checkpoint_every_n_steps = checkpoint_every_n_steps or math.inf
         self.checkpoints = RunCheckpoints(self.run_dir, checkpoint_every_n_epochs, checkpoint_every_n_minutes)
         self.skip_nonfinite = on_nonfinite_loss == "skip"
-        if progress_bar is True or (progress_bar == "auto" and sys.stderr.isatty()):
-            self.callbacks.append(ProgressLine())
+        bar = progress_bar is True or (progress_bar == "auto" and sys.stderr.isatty())
+        if bar or log_every_seconds:
+            self.callbacks.append(Progress(bar, log_every_seconds))
         self.detect_anomaly, self.compile = detect_anomaly, compile
         # Convolutions run faster on CUDA with channels-last tensors; only 4-D tensors change.
         self.channels_last = self.device.type == "cuda" if channels_last == "auto" else channels_last
@@ -194,7 +199,7 @@ class Trainer:
         if ckpt_path is not None:
             self._resume(ckpt_path)
         if self.rank == 0:
-            print(summary)
+            log.info(summary)
             write_durably(summary + "\n", self.run_dir / "model.md")
             for logger in self.loggers:
                 logger.log_visuals({"run/model": summary}, self.state.step)
@@ -215,6 +220,8 @@ class Trainer:
                 raise Interrupted(self.interrupted_by, self.checkpoints.last, self.state.step)
             return self._finish()
         finally:
+            for hook in self.hooks["teardown"]:
+                hook(self)
             self.checkpoints.close()
             for logger in self.loggers + [logger for loggers in self.member_loggers for logger in loggers]:
                 logger.close()
@@ -230,7 +237,7 @@ class Trainer:
             rng.set_state(state)
         self.checkpoints.resume_best(ckpt_path)
         if self.rank == 0:
-            print(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
+            log.info(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
 
     # ------------------------------------------------------------------ the loop
     def _train(self) -> None:
@@ -263,7 +270,7 @@ class Trainer:
                         loss = step_loss(batch, index)  # one per member when stacked
                     optimizer.zero_grad(set_to_none=True)
                     if skip_nonfinite and not bool(torch.isfinite(loss).all()):  # a device sync: only when asked for
-                        print(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")
+                        log.warning(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")
                         recorded[index].append(loss.detach().nan_to_num(0.0, 0.0, 0.0))
                         continue
                     # 32 bits: the scaler is disabled and passes everything through. Members are independent:
@@ -431,7 +438,7 @@ class Trainer:
         for hook in self.hooks["on_fit_end"]:
             hook(self, metrics)
         if self.rank == 0:
-            print(f"trained {self.state.epoch} epochs, {self.state.step} steps in {self.train_seconds:.3f} s")
+            log.info(f"trained {self.state.epoch} epochs, {self.state.step} steps in {self.train_seconds:.3f} s")
             write_durably(json.dumps(metrics, indent=2) + "\n", self.run_dir / "metrics.json")
         return metrics
 

@@ -1,11 +1,13 @@
 """Shared by the studies' report scripts: read runs back from their own files, draw, write Markdown.
 
-A report is made only from what runs wrote (metrics.json, config.yaml, TensorBoard events,
-checkpoints), never typed by hand: rerunning a study's command regenerates it.
+A report is made only from what runs wrote (metrics.json, config.yaml, metrics.csv, TensorBoard
+events, checkpoints), never typed by hand: rerunning a study's command regenerates it.
 """
 
 from __future__ import annotations
 
+import csv
+import functools
 import io
 import json
 import math
@@ -32,6 +34,7 @@ class Run:
     path: Path
     config: dict[str, Any]
     metrics: dict[str, float]
+    member: str = ""  # "seed_7": one member of a run of several seeds (its curves are in the run's files)
     _events: EventAccumulator | None = None
 
     @property
@@ -42,7 +45,13 @@ class Run:
         return self._events
 
     def scalars(self, tag: str) -> tuple[list[int], list[float], list[float]]:
-        """Steps, values and wall-clock seconds since the first point."""
+        """Steps, values and wall-clock seconds since the first point, from the run's metrics.csv (or,
+        for a run written before it existed, from its TensorBoard events)."""
+        history = (self.path.parent if self.member else self.path) / "metrics.csv"
+        if history.is_file():
+            rows = [row for row in _history(history) if row["name"] == tag and row["member"] == self.member]
+            start = float(rows[0]["wall_time"]) if rows else 0.0
+            return [int(r["step"]) for r in rows], [float(r["value"]) for r in rows], [float(r["wall_time"]) - start for r in rows]
         points = self.events.Scalars(tag)
         start = points[0].wall_time if points else 0.0
         return [p.step for p in points], [p.value for p in points], [p.wall_time - start for p in points]
@@ -83,10 +92,10 @@ class Run:
         return f"{mean:{form}} ± {std:{form}}{unit} ({min(values):{form}}–{max(values):{form}})"
 
     def members(self) -> list["Run"]:
-        """One Run per seed: its own metrics and its TensorBoard curves (the run folder's ``seed_<s>``)."""
+        """One Run per seed: its own metrics and curves (its rows of metrics.csv; TensorBoard: the run folder's ``seed_<s>``)."""
         if "per_seed" not in self.metrics:
             return [self]
-        return [Run(self.path / f"seed_{seed}", self.config, metrics) for seed, metrics in self.per_seed.items()]
+        return [Run(self.path / f"seed_{seed}", self.config, metrics, f"seed_{seed}") for seed, metrics in self.per_seed.items()]
 
     def stuck_at_chance(self, key: str, chance: float, margin: float = 0.02) -> list[str]:
         """The seeds whose ``key`` (an accuracy) ended within ``margin`` of chance: dead networks."""
@@ -97,6 +106,12 @@ class Run:
         for key in dotted.split("."):
             node = node[key]
         return node
+
+
+@functools.lru_cache(maxsize=None)
+def _history(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as file:
+        return list(csv.DictReader(file))
 
 
 def place_in(value: float, values: list[float], tolerance: float = 1e-6) -> str:

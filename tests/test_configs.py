@@ -28,7 +28,7 @@ CASES = [(group, option) for group in GROUPS for option in options(group)]
 @pytest.mark.parametrize(("group", "option"), CASES, ids=[f"{g}={o}" for g, o in CASES])
 def test_option_composes_and_trains_one_step(tmp_path, csv_file, group, option):
     overrides = [f"{group}={option}", *(FITTING_DATA.get(option, []) if group == "model" else [])]
-    if option == "csv":
+    if (group, option) == ("data", "csv"):
         rows = "\n".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}" for i in range(40))
         path = csv_file("a,b,label\n" + rows + "\n")
         overrides += [f"data.path={path}", "data.target=label"]

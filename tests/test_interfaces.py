@@ -143,6 +143,9 @@ class RecordingCallback(Callback):
     def on_fit_end(self, trainer, metrics):
         self.events.append(("on_fit_end", metrics["step"]))
 
+    def on_teardown(self, trainer):
+        self.events.append(("on_teardown", trainer.state.step))
+
 
 class CountSteps(Callback):
     """Overrides one event; the loop calls no other for it."""
@@ -154,7 +157,7 @@ class CountSteps(Callback):
 
 
 def test_callbacks_get_the_loop_events_in_order(tmp_path):
-    assert EVENTS == ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_check", "on_fit_end")
+    assert EVENTS == ("on_fit_start", "on_epoch_start", "on_step_end", "on_epoch_end", "on_check", "on_fit_end", "on_teardown")
     RecordingCallback.events.clear()
     CountSteps.steps = 0
     run_training(
@@ -168,7 +171,7 @@ def test_callbacks_get_the_loop_events_in_order(tmp_path):
         expected.append(("on_epoch_start", epoch * steps_per_epoch))
         expected += [("on_step_end", epoch * steps_per_epoch + i) for i in range(1, steps_per_epoch + 1)]
         expected += [("on_epoch_end", (epoch + 1) * steps_per_epoch), ("on_check", epoch + 1)]
-    assert RecordingCallback.events == expected + [("on_fit_end", 2 * steps_per_epoch)]
+    assert RecordingCallback.events == expected + [("on_fit_end", 2 * steps_per_epoch), ("on_teardown", 2 * steps_per_epoch)]
     assert CountSteps.steps == 2 * steps_per_epoch
 
 

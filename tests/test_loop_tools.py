@@ -1,8 +1,16 @@
 """The loop's everyday tools (#11): progress, the run log, the per-step history, callbacks, accumulation,
 schedules, the weights the test split is scored on, the LR range test."""
 
+import csv
 import re
+import signal
+import subprocess
+import sys
+import time
 
+import pytest
+
+from src import REPO_ROOT
 from tests.conftest import run_cli, run_training
 
 
@@ -36,3 +44,47 @@ def test_everything_a_run_prints_is_kept_in_its_train_log_failure_included(tmp_p
     assert failed.returncode == 2 and failed.stderr.strip().splitlines()[-1] == "error: optimizer.lr=-1: must be a number in (0, 1e+06]"
     (log,) = (tmp_path / "bad").rglob("train.log")
     assert log.read_text().strip().splitlines()[-1].endswith("ERROR error: optimizer.lr=-1: must be a number in (0, 1e+06]")
+
+
+def history(path):
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def test_the_csv_history_holds_every_check_of_every_member_and_the_mean(tmp_path):
+    metrics = run_training(tmp_path, "trainer.max_steps=300", "trainer.seeds=2", "logger=csv")
+    rows = history(tmp_path / "metrics.csv")
+    assert list(rows[0]) == ["step", "name", "value", "member", "wall_time"]
+    losses = {(row["member"], int(row["step"])): float(row["value"]) for row in rows if row["name"] == "train/loss"}
+    assert sorted(losses) == sorted((member, step) for member in ("", "seed_42", "seed_43") for step in (100, 200, 300))
+    assert losses["seed_42", 300] == pytest.approx(metrics["per_seed"]["42"]["train/loss"])
+    assert losses["", 300] == pytest.approx(metrics["train/loss"])
+    assert losses["", 200] == pytest.approx((losses["seed_42", 200] + losses["seed_43", 200]) / 2)
+    assert not list(tmp_path.glob("events.out.tfevents.*"))  # the csv logger alone
+
+
+@pytest.mark.slow
+def test_the_csv_history_survives_a_kill_with_every_check_but_the_last(tmp_path):
+    reference = run_cli("src.train", "trainer.max_steps=600", f"paths.log_dir={tmp_path / 'whole'}")
+    assert reference.returncode == 0, reference.stderr
+    (whole,) = (tmp_path / "whole").rglob("metrics.csv")
+    expected = {(row["step"], row["name"]): row["value"] for row in history(whole)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "src.train", "trainer.max_steps=1000000", f"paths.log_dir={tmp_path / 'killed'}"],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            files = list((tmp_path / "killed").rglob("metrics.csv"))
+            if files and "500,train/loss" in files[0].read_text():
+                break
+            time.sleep(0.02)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait()
+    rows = history(files[0])
+    steps = sorted({int(row["step"]) for row in rows})
+    assert steps == list(range(100, steps[-1] + 1, 100)) and steps[-1] >= 500
+    for row in rows:  # every row whole, and the same as the run that was not killed
+        assert row["wall_time"] and (int(row["step"]) > 600 or expected[row["step"], row["name"]] == row["value"])

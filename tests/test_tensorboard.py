@@ -17,7 +17,7 @@ from tests.conftest import run_cli, run_training
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tb") / "moons_run"
-    run_training(path, "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=300", "logger.histogram_every_n_epochs=10")
+    run_training(path, "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=300", "logger.tensorboard.histogram_every_n_epochs=10")
     return path
 
 
@@ -111,7 +111,7 @@ def test_hparams_names_and_pictures_across_kinds_of_runs(tmp_path):
     """A planar run, a CNN run, a GAN run and a 4-job sweep in one folder, read through the real server."""
     jobs = [
         ["trainer.max_steps=300"],
-        ["experiment=cnn_digits", "trainer.max_epochs=10", "model.channels=[4,8]", "logger.figures_every_n_epochs=5"],
+        ["experiment=cnn_digits", "trainer.max_epochs=10", "model.channels=[4,8]", "logger.tensorboard.figures_every_n_epochs=5"],
         ["experiment=gan_ring", "trainer.max_epochs=2", "task.eval_samples=200", "model.generator_hidden=[32]"],
         ["-m", "optimizer.lr=0.5,1.2", "activation=tanh,relu", "trainer.max_steps=100"],
     ]

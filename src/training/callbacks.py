@@ -2,7 +2,7 @@
 
 The loop calls, in this order: ``on_fit_start``; per epoch ``on_epoch_start``, per batch
 ``on_step_end`` (after the optimizers stepped), ``on_epoch_end``; ``on_check`` whenever metrics
-were computed; ``on_fit_end`` with the final metrics; ``teardown`` last, also when the run stopped
+were computed; ``on_fit_end`` with the final metrics; ``on_teardown`` last, also when the run stopped
 on an error or a signal. A callback reads what it needs from the
 trainer (``trainer.state``, ``trainer.task``, ``trainer.run_dir``, ...) and overrides only the
 events it needs; the rest do nothing.
@@ -29,10 +29,10 @@ class Callback(Protocol):
 
     def on_fit_end(self, trainer: "Trainer", metrics: dict[str, float]) -> None: ...
 
-    def teardown(self, trainer: "Trainer") -> None: ...
+    def on_teardown(self, trainer: "Trainer") -> None: ...
 
 
-EVENTS = tuple(name for name in vars(Callback) if name.startswith("on_") or name == "teardown")
+EVENTS = tuple(name for name in vars(Callback) if name.startswith("on_"))
 
 
 def subscribers(callbacks: list[Callback], event: str) -> list:

@@ -11,7 +11,7 @@ from src.visuals import Visual
 
 class Logger(Protocol):
     #: Every this many epochs (at a check, and once at the end): ``log_histograms`` and ``log_visuals``.
-    #: None: only at the end.
+    #: None: only at the end; 0: never.
     histogram_every_n_epochs: int | None
     figures_every_n_epochs: int | None
 

@@ -46,7 +46,7 @@ class Progress(Callback):
         if self.bar is not None:
             self.bar.set_postfix_str(self.shown, refresh=False)
 
-    def teardown(self, trainer: "Trainer") -> None:
+    def on_teardown(self, trainer: "Trainer") -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

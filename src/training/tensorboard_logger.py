@@ -97,7 +97,7 @@ class TensorBoardLogger:
         figures_every_n_epochs: int | None = 2000,
         graph: bool = True,
     ) -> None:
-        check_arguments("logger", locals(), self.RULES)
+        check_arguments("logger.tensorboard", locals(), self.RULES)
         self.log_dir = Path(log_dir)
         self.histogram_every_n_epochs = histogram_every_n_epochs
         self.figures_every_n_epochs = figures_every_n_epochs

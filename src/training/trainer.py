@@ -220,7 +220,7 @@ class Trainer:
                 raise Interrupted(self.interrupted_by, self.checkpoints.last, self.state.step)
             return self._finish()
         finally:
-            for hook in self.hooks["teardown"]:
+            for hook in self.hooks["on_teardown"]:
                 hook(self)
             self.checkpoints.close()
             for logger in self.loggers + [logger for loggers in self.member_loggers for logger in loggers]:
@@ -374,9 +374,9 @@ class Trainer:
         return visuals
 
     def _due(self, every: int | None, at_end: bool = False) -> bool:
-        """At the end, or when a multiple of ``every`` epochs was passed since the previous check."""
+        """At the end, or when a multiple of ``every`` epochs was passed since the previous check; 0: never."""
         epoch = self.state.epoch
-        return at_end or bool(every) and epoch // every > (epoch - self.check_every) // every
+        return every != 0 and (at_end or bool(every) and epoch // every > (epoch - self.check_every) // every)
 
     def _stop_diverged(self, index: int, window: Tensor, member: int) -> None:
         self.checkpoints.wait()  # so that the checkpoint the message names is on disk

@@ -12,11 +12,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
-from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check, null, number, positive_int
+from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check, null, number, one_of, positive_int
 from src.models.members import member_state, stack
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
-from src.training.schedules import build_scheduler
+from src.training.schedules import INTERVALS, build_scheduler
 from src.training.seeds import member_seeds, seed_everything
 
 SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows")
@@ -120,19 +120,20 @@ def _try_out(group: str, config: DictConfig, rule: Rule, attempt: Callable[[], A
 def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
     if config is None:
         return None
+    check("scheduler.interval", config.get("interval", "epoch"), one_of(*INTERVALS))
     factory = build(config)
     # Any type torch's schedulers take (milestones lists, mode strings), but no NaN or infinity.
     finite = Rule(lambda value: not isinstance(value, float) or math.isfinite(value), "finite")
-    _try_out("scheduler", config, finite, lambda: _two_epochs_of(factory))
+    _try_out("scheduler", config, finite, lambda: _two_steps_of(factory))
     return factory
 
 
-def _two_epochs_of(make_scheduler: Callable) -> None:
-    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
-    scheduler = build_scheduler(make_scheduler, optimizer, 10)
+def _two_steps_of(make_scheduler: Callable) -> None:
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
+    scheduler = build_scheduler(make_scheduler, optimizer, 10, 10)
     for _ in range(2):
         optimizer.step()
-        scheduler.step()
+        scheduler.step(1.0) if scheduler.interval == "check" else scheduler.step()
 
 
 def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, DataSpec, DictConfig]:

@@ -43,6 +43,8 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
         saved.setdefault("per_seed", {}).setdefault(seed, {}).update(member)
     saved.update({key: value for key, value in metrics.items() if key != "per_seed"})
     saved["evaluated_checkpoint"] = str(checkpoint)
+    if split == "test":
+        saved.pop("test_weights", None)  # the evaluated checkpoint says which weights now
     write_durably(json.dumps(saved, indent=2) + "\n", file)
     return metrics
 

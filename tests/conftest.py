@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from src import REPO_ROOT
 from src.train import train
+from src.training.callbacks import Callback
 
 CONF_DIR = str(REPO_ROOT / "conf")
 
@@ -47,3 +48,11 @@ def csv_file(tmp_path: Path):
         return path
 
     return write
+
+
+class InterruptAtStep18(Callback):
+    """As Ctrl-C at step 18 would: the run saves last.ckpt and raises Interrupted."""
+
+    def on_step_end(self, trainer):
+        if trainer.state.step == 18:
+            trainer.interrupted_by = "SIGINT"

@@ -27,10 +27,10 @@ def trained(tmp_path_factory):
 
 def test_evaluate_reproduces_the_runs_test_metrics(trained):
     run, metrics, _ = trained
-    result = evaluate(str(run / "out" / "checkpoints" / "last.ckpt"))
+    result = evaluate(str(run / "out" / "checkpoints" / "best.ckpt"))  # the weights the run tested
     assert result["test/acc"] == pytest.approx(metrics["test/acc"]) and result["test/loss"] == pytest.approx(metrics["test/loss"])
     saved = json.loads((run / "out" / "metrics.json").read_text())
-    assert saved["test/acc"] == pytest.approx(metrics["test/acc"]) and saved["evaluated_checkpoint"].endswith("last.ckpt")
+    assert saved["test/acc"] == pytest.approx(metrics["test/acc"]) and saved["evaluated_checkpoint"].endswith("best.ckpt")
     assert saved["train/acc"] == metrics["train/acc"]  # the training metrics stay
 
 

@@ -2,6 +2,7 @@
 schedules, the weights the test split is scored on, the LR range test."""
 
 import csv
+import math
 import re
 import signal
 import subprocess
@@ -9,8 +10,13 @@ import sys
 import time
 
 import pytest
+import torch
 
 from src import REPO_ROOT
+from src.evaluate import evaluate
+from src.training.checkpoint import load_checkpoint
+from src.training.schedules import WarmupCosine
+from src.training.signals import Interrupted
 from tests.conftest import run_cli, run_training
 
 
@@ -88,3 +94,87 @@ def test_the_csv_history_survives_a_kill_with_every_check_but_the_last(tmp_path)
     assert steps == list(range(100, steps[-1] + 1, 100)) and steps[-1] >= 500
     for row in rows:  # every row whole, and the same as the run that was not killed
         assert row["wall_time"] and (int(row["step"]) > 600 or expected[row["step"], row["name"]] == row["value"])
+
+
+def test_the_test_split_is_scored_on_the_best_checks_weights_unless_asked_for_the_last(tmp_path):
+    overfitting = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.lr=0.05", "trainer.max_steps=800", "logger=none"]
+    best = run_training(tmp_path / "best", *overfitting)
+    last = run_training(tmp_path / "last", *overfitting, "trainer.test_weights=last")
+    assert load_checkpoint(tmp_path / "best" / "checkpoints" / "best.ckpt")["loop"]["step"] < 800  # it overfits after
+    assert (best["test_weights"], last["test_weights"]) == ("best", "last")
+    assert best["test/loss"] == pytest.approx(evaluate(str(tmp_path / "best" / "checkpoints" / "best.ckpt"))["test/loss"])
+    assert last["test/loss"] == pytest.approx(evaluate(str(tmp_path / "last" / "checkpoints" / "last.ckpt"))["test/loss"])
+    assert best["test/loss"] < 0.75 * last["test/loss"]
+    assert best["train/loss"] == last["train/loss"]  # the training itself is the same
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_accumulating_gradients_over_4_batches_equals_one_batch_4_times_as_large(tmp_path, seeds):
+    common = ["data=digits", "model=mlp", "optimizer=minibatch", "trainer.max_steps=40", "logger=none", f"trainer.seeds={seeds}"]
+    large = run_training(tmp_path / "large", *common, "optimizer.batch_size=128")
+    parts = run_training(tmp_path / "parts", *common, "optimizer.batch_size=32", "trainer.accumulate_grad_batches=4")
+    small = run_training(tmp_path / "small", *common, "optimizer.batch_size=32")
+    weights = {name: load_checkpoint(tmp_path / name / "checkpoints" / "last.ckpt")["model"] for name in ("large", "parts", "small")}
+    for key, tensor in weights["large"].items():
+        torch.testing.assert_close(weights["parts"][key], tensor, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(weights["small"]["model.layers.1.weight"], weights["large"]["model.layers.1.weight"])
+    assert parts["train/step_loss"] == pytest.approx(large["train/step_loss"], rel=1e-5)
+    assert parts["epoch"] == large["epoch"] > small["epoch"]
+
+
+def test_warmup_then_cosine_rises_linearly_then_falls_to_the_floor():
+    factor = WarmupCosine(warmup_steps=10, total_steps=110, min_lr_ratio=0.1)
+    assert [factor(step) for step in (0, 4, 9)] == pytest.approx([0.1, 0.5, 1.0])
+    assert factor(60) == pytest.approx(0.55)  # half-way down the cosine: between 1 and the floor
+    assert factor(110) == factor(500) == pytest.approx(0.1)
+
+
+def test_a_step_schedule_advances_every_step_and_spans_the_planned_steps(tmp_path):
+    run_training(tmp_path, "data=moons", "model=mlp", "optimizer=adam", "scheduler=warmup_cosine", "scheduler.warmup_steps=150",
+                 "trainer.max_steps=400", "logger=csv")
+    lr = {int(row["step"]): float(row["value"]) for row in history(tmp_path / "metrics.csv") if row["name"] == "train/lr"}
+    assert lr == pytest.approx({100: 0.001 * 101 / 150, 200: 0.001 * 0.5 * (1 + math.cos(math.pi * 50 / 250)),
+                                300: 0.001 * 0.5 * (1 + math.cos(math.pi * 150 / 250)), 400: 0.0}, abs=1e-12)
+
+
+def test_a_plateau_schedule_follows_the_monitored_metric_in_its_direction(tmp_path):
+    metrics = run_training(tmp_path, "data=moons", "model=mlp", "optimizer=adam", "scheduler=plateau", "scheduler.patience=0",
+                           "scheduler.threshold=0.5", "trainer.monitor=val/acc", "trainer.max_steps=300", "logger=csv")
+    lr = [float(row["value"]) for row in history(tmp_path / "metrics.csv") if row["name"] == "train/lr"]
+    # val/acc is maximized: after the first check none beats the best by half (threshold 0.5, relative), so each
+    # halves the lr; a check logs the lr the steps before it used
+    assert lr == pytest.approx([0.001, 0.001, 0.0005]) and metrics["train/lr"] == pytest.approx(0.0005)
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(0.00025)
+
+
+def averaged_weights(run_dir, name="ema"):
+    return load_checkpoint(run_dir / "checkpoints" / f"{name}.ckpt")["model"]
+
+
+def test_ema_weights_are_evaluated_beside_the_model_and_written_for_evaluate(tmp_path):
+    common = ["data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=300", "logger=none", "callbacks=[ema]"]
+    metrics = run_training(tmp_path / "slow", *common, "callbacks.ema.decay=0.99")
+    last, ema = load_checkpoint(tmp_path / "slow" / "checkpoints" / "last.ckpt")["model"], averaged_weights(tmp_path / "slow")
+    assert not torch.allclose(ema["model.layers.1.weight"], last["model.layers.1.weight"], atol=1e-3)
+    assert metrics["val/ema/loss"] != metrics["val/loss"]
+    assert metrics["test/ema/acc"] == pytest.approx(evaluate(str(tmp_path / "slow" / "checkpoints" / "ema.ckpt"))["test/acc"])
+    # a decay near 0 follows the weights: the average is the last weights
+    run_training(tmp_path / "fast", *common, "callbacks.ema.decay=1e-9")
+    fast, last = averaged_weights(tmp_path / "fast"), load_checkpoint(tmp_path / "fast" / "checkpoints" / "last.ckpt")["model"]
+    for name, tensor in last.items():
+        torch.testing.assert_close(fast[name], tensor)
+
+
+@pytest.mark.parametrize("callbacks", ["[ema]", "[swa]"])
+def test_weight_averages_are_restored_on_resume(tmp_path, callbacks):
+    args = ["data=moons", "model=mlp", "optimizer=minibatch", "trainer.max_epochs=12", "trainer.max_steps=null",
+            "logger=none", f"callbacks={callbacks}", "callbacks.swa.start_fraction=0.25" if "swa" in callbacks else "callbacks.ema.decay=0.9"]
+    name = callbacks.strip("[]")
+    run_training(tmp_path / "whole", *args)
+    with pytest.raises(Interrupted):
+        run_training(tmp_path / "part", *args, "+callbacks.stop._target_=tests.conftest.InterruptAtStep18")
+    run_training(tmp_path / "rest", *args, f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}")
+    whole, rest = averaged_weights(tmp_path / "whole", name), averaged_weights(tmp_path / "rest", name)
+    for key, tensor in whole.items():
+        assert torch.equal(rest[key], tensor), key
+    assert not torch.equal(whole["model.layers.1.weight"], load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.ckpt")["model"]["model.layers.1.weight"])

@@ -120,7 +120,7 @@ def ensemble_run(tmp_path_factory):
 
 def test_evaluate_reports_each_member_and_the_ensemble(ensemble_run):
     run, metrics = ensemble_run
-    result = evaluate(str(run / "checkpoints" / "last.ckpt"))
+    result = evaluate(str(run / "checkpoints" / "best.ckpt"))  # the weights the run tested
     for seed in ("42", "43", "44"):
         assert result["per_seed"][seed]["test/acc"] == pytest.approx(metrics["per_seed"][seed]["test/acc"])
     assert result["test/acc"] == pytest.approx(metrics["test/acc"])

@@ -8,7 +8,8 @@ import torch
 
 from src.errors import UserError
 from src.training.checkpoint import load_checkpoint
-from tests.conftest import run_training
+from src.training.signals import Interrupted
+from tests.conftest import make_config, run_training
 
 QUIET = ["logger=none"]
 
@@ -62,15 +63,22 @@ def weights(run_dir):
     return load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
 
 
-@pytest.mark.parametrize("optimizer", ["minibatch", "adam"])
-def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, optimizer):
+@pytest.mark.parametrize(
+    ("optimizer", "scheduler"),
+    [("minibatch", ["scheduler=cosine"]), ("adam", ["scheduler=cosine"]),
+     ("adam", ["scheduler=warmup_cosine", "scheduler.warmup_steps=10"]), ("minibatch", ["scheduler=one_cycle"]),
+     ("adam", ["scheduler=plateau", "scheduler.patience=0", "scheduler.threshold=0.05"])],
+    ids=["minibatch-cosine", "adam-cosine", "adam-warmup_cosine", "minibatch-one_cycle", "adam-plateau"],
+)
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, optimizer, scheduler):
     args = [
-        "data=moons", "model=mlp", f"optimizer={optimizer}", "model.dropout=0.1", "scheduler=cosine",
+        "data=moons", "model=mlp", f"optimizer={optimizer}", "model.dropout=0.1", *scheduler,
         "trainer.max_epochs=12", "trainer.max_steps=null", "trainer.val_every_n_epochs=1", *QUIET,
     ]
     whole = run_training(tmp_path / "whole", *args)
-    # Stop mid-epoch (4 batches per epoch on 240 training rows), then resume from last.ckpt.
-    run_training(tmp_path / "part", *args, "trainer.max_steps=18")
+    # Interrupted mid-epoch (4 batches per epoch on 240 training rows), as Ctrl-C would; then resumed from last.ckpt.
+    with pytest.raises(Interrupted):
+        run_training(tmp_path / "part", *args, "+callbacks.stop._target_=tests.conftest.InterruptAtStep18")
     assert weights(tmp_path / "part")["loop"]["batch_in_epoch"] == 2
     resumed = run_training(tmp_path / "rest", *args, f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}")
     assert resumed["step"] == whole["step"] == 48
@@ -79,6 +87,8 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, optimizer
     assert {k: v for k, v in resumed.items() if k != "train/step_loss"} == {
         k: v for k, v in whole.items() if k != "train/step_loss"
     }
+    lr = make_config(tmp_path, *args).optimizer.lr
+    assert whole["train/lr"] < lr  # the schedule changed it
 
 
 def test_best_checkpoint_holds_the_best_monitored_model(tmp_path):

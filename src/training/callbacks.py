@@ -5,7 +5,10 @@ The loop calls, in this order: ``on_fit_start``; per epoch ``on_epoch_start``, p
 were computed; ``on_fit_end`` with the final metrics; ``on_teardown`` last, also when the run stopped
 on an error or a signal. A callback reads what it needs from the
 trainer (``trainer.state``, ``trainer.task``, ``trainer.run_dir``, ...) and overrides only the
-events it needs; the rest do nothing.
+events it needs; the rest do nothing. A callback with state of its own (``state_dict()`` and
+``load_state_dict(state)``) has it saved in last.ckpt and restored on resume, before ``on_fit_start``.
+To add metrics to every check, a callback appends a function of the splits' names to
+``trainer.evaluations`` (see ``averaging.py``).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ from src.run_log import log
 
 class Monitor:
     def __init__(self, name: str, mode: str, min_delta: float, patience: int | None) -> None:
-        self.name, self.sign, self.min_delta, self.patience = name, 1 if mode == "min" else -1, min_delta, patience
+        self.name, self.mode, self.min_delta, self.patience = name, mode, min_delta, patience
+        self.sign = 1 if mode == "min" else -1
 
     def improved(self, state: Any, members: list[dict[str, float]]) -> list[bool]:
         """For each member (one, unless several seeds train together): whether this check beat its best

@@ -1,12 +1,19 @@
-"""Learning-rate schedules, stepped once per epoch."""
+"""Learning-rate schedules: stepped every epoch (torch's default), every optimization step
+(``interval: step``; warmup + cosine and OneCycle always), or at every check on the monitored metric
+(ReduceLROnPlateau)."""
 
 from __future__ import annotations
 
 import functools
+import math
 from typing import Callable
 
 from torch.optim import Optimizer
-from torch.optim.lr_scheduler import LambdaLR, LRScheduler
+
+from src.errors import UserError, in_one_line
+from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
+
+INTERVALS = ("epoch", "step")
 
 
 class InverseTimeDecay:
@@ -23,10 +30,52 @@ def inverse_time_decay(optimizer: Optimizer, decay: float) -> LambdaLR:
     return LambdaLR(optimizer, InverseTimeDecay(decay))
 
 
+class WarmupCosine:
+    """The lr's factor at a step: linear from 1/warmup_steps up to 1 over ``warmup_steps``, then half a
+    cosine down to ``min_lr_ratio`` at ``total_steps``, and flat after."""
+
+    def __init__(self, warmup_steps: int, total_steps: int, min_lr_ratio: float) -> None:
+        self.warmup_steps, self.total_steps, self.min_lr_ratio = warmup_steps, total_steps, min_lr_ratio
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup_steps:
+            return (step + 1) / self.warmup_steps
+        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
+        return self.min_lr_ratio + (1 - self.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> LambdaLR:
+    scheduler = LambdaLR(optimizer, WarmupCosine(warmup_steps, total_steps, min_lr_ratio))
+    scheduler.interval = "step"
+    return scheduler
+
+
 def build_scheduler(
-    factory: Callable[..., LRScheduler], optimizer: Optimizer, planned_epochs: int
-) -> LRScheduler:
-    """Cosine's ``T_max: null`` means the run's planned number of epochs."""
-    if isinstance(factory, functools.partial) and factory.keywords.get("T_max", 0) is None:
-        return factory(optimizer, T_max=planned_epochs)
-    return factory(optimizer)
+    factory: Callable[..., LRScheduler], optimizer: Optimizer, planned_epochs: int, planned_steps: int, mode: str = "min"
+) -> LRScheduler | ReduceLROnPlateau:
+    """The scheduler, with what its config leaves to the run filled in: ``T_max: null`` (cosine) spans the
+    planned epochs (steps with ``interval: step``), ``total_steps: null`` the planned steps, and a plateau's
+    ``mode`` is the monitored metric's. ``scheduler.interval`` says when the loop steps it: ``epoch``,
+    ``step`` or ``check``."""
+    keywords = dict(factory.keywords) if isinstance(factory, functools.partial) else {}
+    interval = keywords.pop("interval", "epoch")
+    if keywords.get("T_max", 0) is None:
+        keywords["T_max"] = planned_steps if interval == "step" else planned_epochs
+    if keywords.get("total_steps", 0) is None:
+        keywords["total_steps"] = planned_steps
+    try:
+        if isinstance(factory, functools.partial):
+            if isinstance(factory.func, type) and issubclass(factory.func, ReduceLROnPlateau):
+                keywords.setdefault("mode", mode)
+            scheduler = factory.func(optimizer, *factory.args, **keywords)
+        else:
+            scheduler = factory(optimizer)
+    except (TypeError, ValueError, KeyError) as error:  # e.g. OneCycle's cycle_momentum with an optimizer without momentum
+        raise UserError(f"scheduler: {in_one_line(error)}") from None
+    if isinstance(scheduler, ReduceLROnPlateau):
+        scheduler.interval = "check"
+    elif isinstance(scheduler, OneCycleLR):
+        scheduler.interval = "step"
+    elif not hasattr(scheduler, "interval"):
+        scheduler.interval = interval
+    return scheduler

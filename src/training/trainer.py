@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 
-from src.data.datamodule import DataModule
+from src.data.datamodule import Batch, DataModule
 from src.errors import ConfigError, Rule, auto, boolean, check_arguments, null, number, one_of, positive_int, positive_number
 from src.run_log import log
 from src.tasks.task import OptimizerFactory, Task
@@ -63,6 +63,7 @@ class Trainer:
         "device": one_of("auto", "cpu", "cuda", "mps"),
         "precision": Rule(lambda value: str(value) in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         "gradient_clip_val": positive_number | null,
+        "accumulate_grad_batches": positive_int,
         "val_every_n_epochs": positive_int | auto,
         "eval_batch_size": positive_int,
         "mode": one_of("auto", "min", "max"),
@@ -72,6 +73,7 @@ class Trainer:
         "checkpoint_every_n_steps": positive_int | null,
         "checkpoint_every_n_minutes": positive_number | null,
         "on_nonfinite_loss": one_of("stop", "skip"),
+        "test_weights": one_of("best", "last"),
         "progress_bar": boolean | auto,
         "log_every_seconds": positive_number | null,
         "detect_anomaly": boolean,
@@ -89,6 +91,7 @@ class Trainer:
         device: str = "auto",
         precision: str | int = "32",
         gradient_clip_val: float | None = None,
+        accumulate_grad_batches: int = 1,
         seed: int = 42,
         seeds: int | list[int] = 1,
         val_every_n_epochs: int | str = "auto",
@@ -101,6 +104,7 @@ class Trainer:
         checkpoint_every_n_steps: int | None = None,
         checkpoint_every_n_minutes: float | None = 10.0,
         on_nonfinite_loss: str = "stop",
+        test_weights: str = "best",
         progress_bar: bool | str = "auto",
         log_every_seconds: float | None = 30.0,
         detect_anomaly: bool = False,
@@ -119,12 +123,14 @@ class Trainer:
         self.precision = str(precision)
         self.autocast, self.scaler = precision_tools(self.precision, self.device)
         self.gradient_clip_val, self.eval_batch_size = gradient_clip_val, eval_batch_size
+        self.accumulate = accumulate_grad_batches
         self.seeds = member_seeds(seed, seeds)
         self.val_every_n_epochs = val_every_n_epochs
         self.monitor_setting, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
         self.checkpoint_every_n_steps = checkpoint_every_n_steps or math.inf
         self.checkpoints = RunCheckpoints(self.run_dir, checkpoint_every_n_epochs, checkpoint_every_n_minutes)
         self.skip_nonfinite = on_nonfinite_loss == "skip"
+        self.test_weights = test_weights
         bar = progress_bar is True or (progress_bar == "auto" and sys.stderr.isatty())
         if bar or log_every_seconds:
             self.callbacks.append(Progress(bar, log_every_seconds))
@@ -166,14 +172,13 @@ class Trainer:
         )
         if self.rank != 0:
             self.loggers = []  # only rank 0 writes
-        self.batch_size = batch_size
+        # An accumulated step takes one batch `accumulate` times as large and goes through it in parts.
+        self.batch_size = batch_size * self.accumulate if batch_size else None
+        self.part_size = batch_size or -(-len(data.splits["train"][1]) // self.accumulate)
         self.config = config or {}
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
         self.optimizers = task.configure_optimizers(make_optimizer)
-        self.steps_per_epoch = data.steps_per_epoch(batch_size)
-        # What an epoch-based schedule spans: max_epochs, or the epochs that max_steps allows.
-        planned_epochs = self.max_epochs if self.max_epochs != math.inf else int(-(-self.max_steps // self.steps_per_epoch))
-        self.schedulers = [build_scheduler(make_scheduler, opt, planned_epochs) for opt in self.optimizers] if make_scheduler else []
+        self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
         self.check_every = (
             max(1, AUTO_CHECK_STEPS // self.steps_per_epoch) if self.val_every_n_epochs == "auto" else self.val_every_n_epochs
         )
@@ -183,6 +188,13 @@ class Trainer:
             f"{split}/{task.monitor}" if self.monitor_setting == "auto" else self.monitor_setting,
             task.monitor_mode if self.mode == "auto" else self.mode, self.min_delta, self.patience,
         )
+        # What a schedule spans: max_epochs (and their steps), or the epochs and steps that max_steps allows.
+        planned_epochs = self.max_epochs if self.max_epochs != math.inf else int(-(-self.max_steps // self.steps_per_epoch))
+        planned_steps = self.max_steps if self.max_epochs == math.inf else int(self.max_epochs * self.steps_per_epoch)
+        self.schedulers = [
+            build_scheduler(make_scheduler, opt, planned_epochs, planned_steps, self.monitor.mode) for opt in self.optimizers
+        ] if make_scheduler else []
+        self.step_schedulers = [scheduler for scheduler in self.schedulers if scheduler.interval == "step"]
         self.state = LoopState()
         example = next(data.batches("train", None, members=self.members))
         summary = model_summary(task.model, lambda: task.try_on(example, data.name))  # the try-out shows the shapes
@@ -204,6 +216,8 @@ class Trainer:
             for logger in self.loggers:
                 logger.log_visuals({"run/model": summary}, self.state.step)
         self.hooks = {event: subscribers(self.callbacks, event) for event in EVENTS}
+        # What callbacks add to every check (and to the test at the end): functions of the splits' names.
+        self.evaluations: list[Callable[[list[str]], dict[str, Tensor]]] = []
         self.histograms_at, self.pictured = -1, {}  # the step of the latest histograms, and of each picture tag
         self.interrupted_by: str | None = None
         anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
@@ -235,6 +249,8 @@ class Trainer:
         restore_rng_states(checkpoint["rng"])
         for rng, state in zip(self.task.generators, checkpoint.get("task_rng", [])):
             rng.set_state(state)
+        for i, state in checkpoint.get("callbacks", {}).items():
+            self.callbacks[int(i)].load_state_dict(state)
         self.checkpoints.resume_best(ckpt_path)
         if self.rank == 0:
             log.info(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
@@ -249,8 +265,8 @@ class Trainer:
         step_loss, shard, clip = self.step_loss, (self.rank, self.world_size), self.gradient_clip_val
         stacked = self.members > 1
         clip_grad_norm = clip_grad_norm_per_member if stacked else torch.nn.utils.clip_grad_norm_
-        autocast, scaler = self.autocast, self.scaler
-        hooks = self.hooks
+        scaler, hooks = self.scaler, self.hooks
+        backward = self._backward if self.accumulate == 1 else self._backward_in_parts
         task.train()
         while (
             state.epoch < self.max_epochs
@@ -266,22 +282,20 @@ class Trainer:
             for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch, shard=shard):
                 for index in order:
                     optimizer = self.optimizers[index]
-                    with autocast:
-                        loss = step_loss(batch, index)  # one per member when stacked
                     optimizer.zero_grad(set_to_none=True)
+                    loss = backward(batch, index)  # one per member when stacked
                     if skip_nonfinite and not bool(torch.isfinite(loss).all()):  # a device sync: only when asked for
                         log.warning(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")
                         recorded[index].append(loss.detach().nan_to_num(0.0, 0.0, 0.0))
                         continue
-                    # 32 bits: the scaler is disabled and passes everything through. Members are independent:
-                    # the gradient of their losses' sum is, for each member, the gradient of its own loss.
-                    scaler.scale(loss.sum() if stacked else loss).backward()
                     if clip is not None:
                         scaler.unscale_(optimizer)
                         clip_grad_norm(_parameters(optimizer), clip)
                     scaler.step(optimizer)
                     scaler.update()
                     recorded[index].append(loss.detach())
+                for scheduler in self.step_schedulers:
+                    scheduler.step()
                 state.step += 1
                 state.batch_in_epoch += 1
                 for hook in hooks["on_step_end"]:
@@ -294,7 +308,8 @@ class Trainer:
                 state.epoch += 1
                 state.batch_in_epoch = 0
                 for scheduler in self.schedulers:
-                    scheduler.step()
+                    if scheduler.interval == "epoch":
+                        scheduler.step()
                 for hook in hooks["on_epoch_end"]:
                     hook(self)
                 if state.epoch % self.check_every == 0 or state.epoch >= self.max_epochs:
@@ -304,6 +319,27 @@ class Trainer:
         # A resumed run that had already ended (a kill after its final checkpoint) checks nothing again.
         if state.checked_at_step != state.step and not self.interrupted_by:
             self._check()
+
+    def _backward(self, batch: Batch, index: int, share: float | None = None) -> Tensor:
+        """The gradients of the batch's loss (times ``share``); the loss, detached (one per member when stacked)."""
+        with self.autocast:
+            loss = self.step_loss(batch, index)
+            if share is not None:
+                loss = loss * share
+        # 32 bits: the scaler is disabled and passes everything through. Members are independent:
+        # the gradient of their losses' sum is, for each member, the gradient of its own loss.
+        self.scaler.scale(loss.sum() if self.members > 1 else loss).backward()
+        return loss.detach()
+
+    def _backward_in_parts(self, batch: Batch, index: int) -> Tensor:
+        """The same, summed over parts of ``part_size`` rows, each loss weighted by its share of the rows:
+        the gradients of a batch mean, without holding the whole batch's activations at once."""
+        rows = 1 if self.members > 1 else 0  # the axis of the rows: stacked batches are [members, rows, ...]
+        total = self.task.rows(batch)
+        loss = 0.0
+        for part in zip(*(tensor.split(self.part_size, rows) for tensor in batch)):
+            loss = loss + self._backward(part, index, self.task.rows(part) / total)
+        return loss
 
     # ------------------------------------------------------------------ every few epochs
     def _check(self) -> None:
@@ -318,11 +354,9 @@ class Trainer:
                 windows[name] = index, window if self.world_size == 1 else distributed.mean_over_ranks(window)
                 values[name] = windows[name][1].mean(0)
                 losses.clear()
-        task.eval()
-        for split in self.evaluated_splits:
-            for name, value in task.evaluate(self.data.batches(split, self.eval_batch_size, members=self.members)).items():
-                values[f"{split}/{name}"] = value
-        task.train()
+        values |= self.evaluate(self.evaluated_splits)
+        for evaluation in self.evaluations:
+            values |= evaluation(self.evaluated_splits)
         members = per_member(values)  # one device sync
         for name, (index, window) in windows.items():
             for member, metrics in enumerate(members):
@@ -338,6 +372,9 @@ class Trainer:
         state.checked_at_step = state.step
         self.last_metrics, self.member_metrics = metrics, members
         improved = self.monitor.improved(state, members)
+        for scheduler in self.schedulers:
+            if scheduler.interval == "check":  # on the members' mean: they share one learning rate
+                scheduler.step(metrics[self.monitor.name])
         if any(improved):
             self.checkpoints.keep_best(self._weights_snapshot(improved))
         for hook in self.hooks["on_check"]:
@@ -365,6 +402,21 @@ class Trainer:
         if histograms_logged:
             self.histograms_at = step
         self.pictured.update(dict.fromkeys(visuals or (), step))
+
+    def evaluate(self, splits: list[str], weights: dict[str, Tensor] | None = None, tag: str = "") -> dict[str, Tensor]:
+        """``<split>/<tag><metric>`` of the model (one value per member when stacked), or of ``weights`` (named
+        as in the task's state dict) loaded into it for the while. Callbacks that keep other weights (EMA)
+        evaluate them with it."""
+        training = self.task.training
+        self.task.eval()
+        with _weights_of(self.live_state, weights):
+            values = {
+                f"{split}/{tag}{name}": value
+                for split in splits
+                for name, value in self.task.evaluate(self.data.batches(split, self.eval_batch_size, members=self.members)).items()
+            }
+        self.task.train(training)
+        return values
 
     def _visuals(self, with_test: bool) -> dict[str, Any]:
         training = self.task.training
@@ -413,6 +465,7 @@ class Trainer:
             "metrics": self.last_metrics,
             "member_metrics": self.member_metrics,
             "task_rng": [rng.get_state() for rng in self.task.generators],
+            "callbacks": {str(i): callback.state_dict() for i, callback in enumerate(self.callbacks) if hasattr(callback, "state_dict")},
             "rng": rng_states(),
             "config": self.config,
             "data": self.data_state,
@@ -421,11 +474,14 @@ class Trainer:
 
     def _finish(self) -> dict[str, Any]:
         members = [dict(metrics) for metrics in self.member_metrics] if self.members > 1 else [dict(self.last_metrics)]
-        self.task.eval()
         if "test" in self.data.splits:
-            test = per_member(self.task.evaluate(self.data.batches("test", self.eval_batch_size, members=self.members)))
-            for metrics, values in zip(members, test):
-                metrics.update({f"test/{name}": value for name, value in values.items()})
+            best = self.checkpoints.best if self.test_weights == "best" else None
+            values = self.evaluate(["test"], best["model"] if best else None)
+            for evaluation in self.evaluations:
+                values |= evaluation(["test"])
+            for metrics, test in zip(members, per_member(values)):
+                metrics.update(test)
+        self.task.eval()
         metrics = summarize(members, self.seeds)
         self._save_checkpoints()
         self.checkpoints.wait()
@@ -435,12 +491,30 @@ class Trainer:
             logger.log_graph(self.view.graph_module(), self.view.example_input(self.data.splits["train"]))
             logger.log_hparams(self.config, {k: v for k, v in metrics.items() if "/" in k})
         metrics["step"] = self.state.step
+        if "test" in self.data.splits:
+            metrics["test_weights"] = "best" if best else "last"
         for hook in self.hooks["on_fit_end"]:
             hook(self, metrics)
         if self.rank == 0:
             log.info(f"trained {self.state.epoch} epochs, {self.state.step} steps in {self.train_seconds:.3f} s")
             write_durably(json.dumps(metrics, indent=2) + "\n", self.run_dir / "metrics.json")
         return metrics
+
+
+@contextlib.contextmanager
+def _weights_of(live_state: dict[str, Tensor], weights: dict[str, Tensor] | None):
+    """The model holds ``weights`` (when given) inside the block, and its own again after it."""
+    if weights is None:
+        yield
+        return
+    own = {name: tensor.clone() for name, tensor in live_state.items()}
+    try:
+        for name, tensor in live_state.items():
+            tensor.copy_(weights[name])
+        yield
+    finally:
+        for name, tensor in live_state.items():
+            tensor.copy_(own[name])
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:

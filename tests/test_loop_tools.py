@@ -9,11 +9,14 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from src import REPO_ROOT
 from src.evaluate import evaluate
+from src.lr_find import steepest_descent
 from src.training.checkpoint import load_checkpoint
 from src.training.schedules import WarmupCosine
 from src.training.signals import Interrupted
@@ -178,3 +181,34 @@ def test_weight_averages_are_restored_on_resume(tmp_path, callbacks):
     for key, tensor in whole.items():
         assert torch.equal(rest[key], tensor), key
     assert not torch.equal(whole["model.layers.1.weight"], load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.ckpt")["model"]["model.layers.1.weight"])
+
+
+def test_the_steepest_descent_of_a_made_up_curve_is_where_it_falls_fastest():
+    lrs = list(np.logspace(-6, 0, 61))
+    losses = [1.0 - 0.5 * math.tanh(2 * (math.log10(lr) + 2)) for lr in lrs]  # falls fastest at 1e-2
+    assert steepest_descent(lrs, losses) == pytest.approx(1e-2, rel=0.05)
+
+
+def test_the_lr_range_test_suggests_an_lr_and_leaves_a_curve_but_no_run_state(tmp_path):
+    result = run_cli("src.lr_find", "data=moons", "model=mlp", "optimizer=adam", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr
+    suggested = float(re.search(r"suggested lr: ([\d.e-]+) .*optimizer\.lr=", result.stdout).group(1))
+    assert 1e-4 < suggested < 0.5
+    (run_dir,) = (tmp_path / "lr_find").iterdir()
+    rows = history(run_dir / "lr_find.csv")
+    lrs = [float(row["lr"]) for row in rows]
+    assert lrs[0] == pytest.approx(1e-7) and lrs[-1] <= 10 * (1 + 1e-9) and len(rows) <= 100
+    assert all(b / a == pytest.approx(lrs[1] / lrs[0]) for a, b in zip(lrs, lrs[1:]))
+    losses = [float(row["smoothed_loss"]) for row in rows]
+    assert min(losses) < 0.8 * losses[0] and losses[-1] > min(losses)  # it learned, then the lr got too large
+    assert Image.open(run_dir / "lr_find.png").size == (640, 400)
+    assert list(run_dir.glob("events.out.tfevents.*")) and not (run_dir / "checkpoints").exists()
+    assert not (run_dir / "metrics.json").exists()
+
+
+def test_the_lr_range_test_refuses_a_task_of_two_optimizers_in_one_line(tmp_path):
+    result = run_cli("src.lr_find", "experiment=gan_ring", f"paths.log_dir={tmp_path}")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "error: lr_find: this task trains 2 optimizers in turn; the range test takes a task with one"
+    ]

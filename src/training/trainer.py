@@ -465,7 +465,7 @@ class Trainer:
             "metrics": self.last_metrics,
             "member_metrics": self.member_metrics,
             "task_rng": [rng.get_state() for rng in self.task.generators],
-            "callbacks": {str(i): callback.state_dict() for i, callback in enumerate(self.callbacks) if hasattr(callback, "state_dict")},
+            "callbacks": {str(i): state for i, callback in enumerate(self.callbacks) if (state := callback.state_dict()) is not None},
             "rng": rng_states(),
             "config": self.config,
             "data": self.data_state,

@@ -1,0 +1,177 @@
+"""The learning-rate range test: ``python -m src.lr_find [overrides as for src.train]``.
+
+A fresh model, as the overrides configure it, trains for ``lr_find.num_steps`` steps with its lr
+growing exponentially from ``lr_find.min_lr`` to ``lr_find.max_lr`` (Smith, "Cyclical Learning
+Rates", 2017) until the smoothed loss exceeds ``lr_find.stop_factor`` times its best. The
+suggestion is the lr where the smoothed loss falls fastest against log(lr). The run folder
+(``logs/lr_find/<run>``) holds ``lr_find.csv``, ``lr_find.png`` and TensorBoard events with the
+same curve; no checkpoint, no trained model: the test leaves nothing a later run reads.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+import numpy as np
+import torch
+from omegaconf import DictConfig
+from PIL import Image, ImageDraw
+
+from src import cli
+from src.build import build_data, build_optimizer, build_task, check_activation
+from src.errors import ConfigError, UserError, check, number, positive_int, report_user_errors
+from src.run_log import log
+from src.training.device import resolve_device
+from src.training.seeds import member_seeds, seed_everything
+
+
+@dataclass
+class RangeTest:
+    lrs: list[float]
+    losses: list[float]
+    smoothed: list[float]
+    suggestion: float | None
+
+
+def range_test(config: DictConfig) -> RangeTest:
+    settings = config.lr_find
+    low = check("lr_find.min_lr", settings.min_lr, number(0, low_open=True))
+    high = check("lr_find.max_lr", settings.max_lr, number(low, low_open=True))
+    steps = check("lr_find.num_steps", settings.num_steps, positive_int)
+    beta = check("lr_find.smoothing", settings.smoothing, number(0, 1, high_open=True))
+    stop_factor = check("lr_find.stop_factor", settings.stop_factor, number(1, low_open=True))
+    if len(member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))) > 1:
+        raise ConfigError("trainer.seeds", config.trainer.seeds, "the range test trains one model: leave it at 1")
+    seed_everything(config.trainer.seed)
+    data = build_data(config.data)
+    if config.get("activation") is not None:
+        check_activation(config.activation)
+    task = build_task(config, data.spec)
+    make_optimizer, batch_size = build_optimizer(config.optimizer)
+    device = resolve_device(config.trainer.device)
+    task.to(device)
+    data.to(device)
+    optimizers = task.configure_optimizers(make_optimizer)
+    if len(optimizers) != 1:
+        raise UserError(f"lr_find: this task trains {len(optimizers)} optimizers in turn; the range test takes a task with one")
+    optimizer = optimizers[0]
+    growth = (high / low) ** (1 / max(1, steps - 1))
+    result = RangeTest([], [], [], None)
+    average, best, epoch = 0.0, math.inf, 0
+    task.train()
+    while len(result.lrs) < steps:
+        for batch in data.batches("train", batch_size, config.trainer.seed * 1_000_003 + epoch):
+            lr = low * growth ** len(result.lrs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            loss = task.training_step(batch, 0)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            value = float(loss)
+            average = beta * average + (1 - beta) * value
+            smoothed = average / (1 - beta ** (len(result.lrs) + 1))
+            result.lrs.append(lr)
+            result.losses.append(value)
+            result.smoothed.append(smoothed)
+            if not math.isfinite(smoothed) or smoothed > stop_factor * best or len(result.lrs) == steps:
+                break
+            best = min(best, smoothed)
+        else:
+            epoch += 1
+            continue
+        break
+    result.suggestion = steepest_descent(result.lrs, result.smoothed)
+    return result
+
+
+def steepest_descent(lrs: list[float], smoothed: list[float]) -> float | None:
+    """The lr where the smoothed loss falls fastest against log(lr), leaving out the first tenth of the
+    points (the average is still settling) and the last one (where the test stopped)."""
+    start, end = len(lrs) // 10, len(lrs) - 1
+    if end - start < 3:
+        return None
+    losses = np.array(smoothed[:end])
+    finite = np.isfinite(losses)
+    slopes = np.gradient(np.where(finite, losses, np.nanmax(losses[finite]) if finite.any() else 0.0), np.log10(lrs[:end]))
+    return float(lrs[start + int(np.argmin(slopes[start:]))])
+
+
+def plot(test: RangeTest, width: int = 640, height: int = 400) -> Image.Image:
+    """Smoothed loss against lr (log axis, a tick per decade), the suggestion as a red line."""
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    left, right, top, bottom = 60, width - 20, 20, height - 40
+    x = np.log10(test.lrs)
+    y = np.array(test.smoothed)
+    shown = np.isfinite(y)
+    y_low = float(y[shown].min())
+    y_high = min(float(y[shown].max()), float(y[shown][0]) + 2 * (float(y[shown][0]) - y_low) + 1e-12)  # keep the dive readable
+    x_low, x_high = float(x[0]), float(x[-1]) if len(x) > 1 else float(x[0]) + 1
+
+    def point(lx: float, ly: float) -> tuple[float, float]:
+        ly = min(max(ly, y_low), y_high)
+        return (left + (lx - x_low) / max(x_high - x_low, 1e-12) * (right - left),
+                bottom - (ly - y_low) / max(y_high - y_low, 1e-12) * (bottom - top))
+
+    draw.rectangle((left, top, right, bottom), outline="black")
+    for decade in range(math.ceil(x_low), math.floor(x_high) + 1):
+        px, _ = point(decade, y_low)
+        draw.line((px, bottom, px, bottom + 5), fill="black")
+        draw.text((px - 12, bottom + 8), f"1e{decade}", fill="black")
+    for fraction in (0.0, 0.5, 1.0):
+        value = y_low + fraction * (y_high - y_low)
+        _, py = point(x_low, value)
+        draw.text((4, py - 6), f"{value:.3g}", fill="black")
+    draw.text(((left + right) // 2 - 30, height - 16), "learning rate", fill="black")
+    draw.text((left + 4, top + 4), "smoothed training loss", fill="black")
+    draw.line([point(lx, ly) for lx, ly in zip(x[shown], y[shown])], fill=(31, 119, 180), width=2)
+    if test.suggestion is not None:
+        px, _ = point(math.log10(test.suggestion), y_low)
+        draw.line((px, top, px, bottom), fill=(214, 39, 40), width=1)
+        draw.text((min(px + 4, right - 110), top + 20), f"suggested {test.suggestion:.2g}", fill=(214, 39, 40))
+    return image
+
+
+def lr_find(config: DictConfig) -> RangeTest:
+    run_dir = Path(config.paths.output_dir)
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"paths.output_dir={str(run_dir)!r}: cannot create the run folder ({error.strerror})") from None
+    test = range_test(config)
+    with open(run_dir / "lr_find.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["step", "lr", "loss", "smoothed_loss"])
+        writer.writerows(zip(range(len(test.lrs)), test.lrs, test.losses, test.smoothed))
+    picture = plot(test)
+    picture.save(run_dir / "lr_find.png")
+    if config.get("logger"):
+        from torch.utils.tensorboard import SummaryWriter
+
+        with SummaryWriter(str(run_dir)) as writer:
+            for step, (lr, loss, smoothed) in enumerate(zip(test.lrs, test.losses, test.smoothed)):
+                writer.add_scalar("lr_find/loss", loss, step)
+                writer.add_scalar("lr_find/smoothed_loss", smoothed, step)
+                writer.add_scalar("lr_find/lr", lr, step)
+            writer.add_image("lr_find/loss_vs_lr", torch.from_numpy(np.array(picture)).permute(2, 0, 1), 0)
+    return test
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="lr_find")
+def main(config: DictConfig) -> None:
+    test = report_user_errors(lambda: lr_find(config))
+    stopped = "" if len(test.lrs) == config.lr_find.num_steps else f", stopped at lr {test.lrs[-1]:.2g} (the loss diverged)"
+    log.info(f"{len(test.lrs)} steps from lr {test.lrs[0]:.2g}{stopped}; the curve: {config.paths.output_dir}/lr_find.png")
+    if test.suggestion is None:
+        log.warning("no suggestion: too few steps before the loss diverged; lower lr_find.min_lr or raise lr_find.num_steps")
+    else:
+        log.info(f"suggested lr: {test.suggestion:.2g} (steepest descent of the smoothed loss): optimizer.lr={test.suggestion:.2g}")
+
+
+if __name__ == "__main__":
+    cli.run(main, "lr_find")

@@ -64,6 +64,18 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
     return build(config.task, _partial_=True)(model=make_model, spec=data)
 
 
+def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFactory, int | None]:
+    """What a run of ``trainer.seed`` starts from, drawn in its order: the data, the task with its model, the
+    optimizer factory and the batch size."""
+    seed_everything(config.trainer.seed)
+    data = build_data(config.data)
+    if config.get("activation") is not None:
+        check_activation(config.activation)
+    task = build_task(config, data.spec)
+    make_optimizer, batch_size = build_optimizer(config.optimizer)
+    return data, task, make_optimizer, batch_size
+
+
 def build_all(config: DictConfig | None, **kwargs: Any) -> list[Any]:
     """A group that may hold several objects (loggers, callbacks): the ``_target_`` at its top, or each entry's.
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import hydra
 import numpy as np
@@ -22,11 +21,12 @@ from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
 from src import cli
-from src.build import build_data, build_optimizer, build_task, check_activation
+from src.build import build_training
 from src.errors import ConfigError, UserError, check, number, positive_int, report_user_errors
 from src.run_log import log
 from src.training.device import resolve_device
-from src.training.seeds import member_seeds, seed_everything
+from src.train import make_run_folder
+from src.training.seeds import member_seeds
 
 
 @dataclass
@@ -46,12 +46,7 @@ def range_test(config: DictConfig) -> RangeTest:
     stop_factor = check("lr_find.stop_factor", settings.stop_factor, number(1, low_open=True))
     if len(member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))) > 1:
         raise ConfigError("trainer.seeds", config.trainer.seeds, "the range test trains one model: leave it at 1")
-    seed_everything(config.trainer.seed)
-    data = build_data(config.data)
-    if config.get("activation") is not None:
-        check_activation(config.activation)
-    task = build_task(config, data.spec)
-    make_optimizer, batch_size = build_optimizer(config.optimizer)
+    data, task, make_optimizer, batch_size = build_training(config)
     device = resolve_device(config.trainer.device)
     task.to(device)
     data.to(device)
@@ -138,11 +133,7 @@ def plot(test: RangeTest, width: int = 640, height: int = 400) -> Image.Image:
 
 
 def lr_find(config: DictConfig) -> RangeTest:
-    run_dir = Path(config.paths.output_dir)
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"paths.output_dir={str(run_dir)!r}: cannot create the run folder ({error.strerror})") from None
+    run_dir = make_run_folder(config)
     test = range_test(config)
     with open(run_dir / "lr_find.csv", "w", newline="") as file:
         writer = csv.writer(file)

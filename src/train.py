@@ -14,36 +14,36 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from src import cli
-from src.build import build, build_all, build_data, check_activation, build_optimizer, build_scheduler_factory, build_task, plain_config
+from src.build import build, build_all, build_scheduler_factory, build_training, plain_config
 from src.errors import UserError, report_user_errors
 from src.run_log import log
 from src.training.checkpoint import FAILED, write_durably
 from src.training.distributed import is_main_process
-from src.training.seeds import in_words, seed_everything
+from src.training.seeds import in_words
 from src.training.trainer import Interrupted
 
 
 def train(config: DictConfig) -> dict[str, float]:
     """Compose, build, fit; the run folder ends up with config.yaml, metrics.json, checkpoints and events."""
+    run_dir = make_run_folder(config)
+    resolved = plain_config(config)
+    if is_main_process():
+        write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
+        log.info(f"config (also in {run_dir / 'config.yaml'}):\n{OmegaConf.to_yaml(resolved).rstrip()}")
+    data, task, make_optimizer, batch_size = build_training(config)
+    make_scheduler = build_scheduler_factory(config.get("scheduler"))
+    loggers = build_all(config.get("logger"), log_dir=run_dir) if is_main_process() else []
+    trainer = build(config.trainer, run_dir=run_dir, logger=loggers, callbacks=build_all(config.get("callbacks")))
+    return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
+
+
+def make_run_folder(config: DictConfig) -> Path:
     run_dir = Path(config.paths.output_dir)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         raise UserError(f"paths.output_dir={str(run_dir)!r}: cannot create the run folder ({error.strerror})") from None
-    resolved = plain_config(config)
-    if is_main_process():
-        write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
-        log.info(f"config (also in {run_dir / 'config.yaml'}):\n{OmegaConf.to_yaml(resolved).rstrip()}")
-    seed_everything(config.trainer.seed)
-    data = build_data(config.data)
-    if config.get("activation") is not None:
-        check_activation(config.activation)
-    task = build_task(config, data.spec)
-    make_optimizer, batch_size = build_optimizer(config.optimizer)
-    make_scheduler = build_scheduler_factory(config.get("scheduler"))
-    loggers = build_all(config.get("logger"), log_dir=run_dir) if is_main_process() else []
-    trainer = build(config.trainer, run_dir=run_dir, logger=loggers, callbacks=build_all(config.get("callbacks")))
-    return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
+    return run_dir
 
 
 def how_it_was_chosen() -> dict[str, Any]:

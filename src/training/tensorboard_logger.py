@@ -8,7 +8,6 @@ import warnings
 from pathlib import Path
 from typing import Any, Callable
 
-import torch
 import yaml
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter

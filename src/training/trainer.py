@@ -262,7 +262,7 @@ class Trainer:
         # The first step whose loss is in the window since the last check (losses carried over when resuming).
         self.window_start = state.step - len(recorded[order[0]]) // order.count(order[0])
         skip_nonfinite, every_n_steps = self.skip_nonfinite, self.checkpoint_every_n_steps
-        step_loss, shard, clip = self.step_loss, (self.rank, self.world_size), self.gradient_clip_val
+        shard, clip = (self.rank, self.world_size), self.gradient_clip_val
         stacked = self.members > 1
         clip_grad_norm = clip_grad_norm_per_member if stacked else torch.nn.utils.clip_grad_norm_
         scaler, hooks = self.scaler, self.hooks

@@ -32,12 +32,40 @@ def confusion_matrix_markdown(matrix: Tensor, class_names: list[str]) -> str:
     return "\n".join([header, rule, *rows])
 
 
-def confusion_matrix_image(matrix: Tensor, cell: int = 24) -> Tensor:
-    """Each row normalized: dark blue on the diagonal means the class is recognized."""
+def confusion_matrix_image(matrix: Tensor, class_names: list[str], cell: int = 40) -> Tensor:
+    """Each row normalized (dark blue on the diagonal: the class is recognized), each cell's count written
+    in it, the classes along both axes, titled "actual" (rows) and "predicted" (columns)."""
     rates = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
     shade = 1.0 - rates.repeat_interleave(cell, 0).repeat_interleave(cell, 1)
-    white = torch.ones_like(shade)
-    return torch.stack([shade, 0.35 + 0.65 * shade, white]).clamp(0, 1)
+    cells = torch.stack([shade, 0.35 + 0.65 * shade, torch.ones_like(shade)]).clamp(0, 1)
+    n = len(matrix)
+    left, top = max(56, 8 * max(len(name) for name in class_names) + 16), 44
+    canvas = torch.ones(3, top + n * cell + 8, left + n * cell + 8)
+    canvas[:, top : top + n * cell, left : left + n * cell] = cells
+    image, draw, font = _drawable(canvas)
+    for i, name in enumerate(class_names):
+        middle = i * cell + cell // 2
+        draw.text((left + middle, top - 6), name, fill="black", font=font, anchor="ms")
+        draw.text((left - 6, top + middle), name, fill="black", font=font, anchor="rm")
+        for j in range(n):
+            dark = rates[i, j] > 0.5
+            draw.text((left + j * cell + cell // 2, top + middle), str(int(matrix[i, j])), font=font, anchor="mm",
+                      fill="white" if dark else "black")
+    draw.text((left + n * cell // 2, 4), "predicted", fill="black", font=font, anchor="mt")
+    draw.text((left - 6, top - 6), "actual", fill="black", font=font, anchor="rs")
+    return _tensor(image)
+
+
+def _drawable(canvas: Tensor):
+    """A PIL image of a CHW tensor in [0, 1], a pen on it and a readable font (Pillow's own, 13 px)."""
+    from PIL import Image, ImageDraw, ImageFont  # only runs that draw pictures pay for the import
+
+    image = Image.fromarray((canvas.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
+    return image, ImageDraw.Draw(image), ImageFont.load_default(size=13)
+
+
+def _tensor(image) -> Tensor:
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
 
 
 def decision_boundary_image(
@@ -65,8 +93,9 @@ def decision_boundary_image(
     return image.clamp(0, 1)
 
 
-def image_grid(images: Tensor, columns: int = 8, scale: int = 4, pad: int = 1) -> Tensor:
-    """(N, C, H, W) images, each stretched to [0, 1] on its own, in a grid; enlarged ``scale`` times."""
+def image_grid(images: Tensor, columns: int = 8, scale: int = 4, pad: int = 1, labels: list[str] | None = None) -> Tensor:
+    """(N, C, H, W) images, each stretched to [0, 1] on its own, in a grid; enlarged ``scale`` times; each
+    with its label written under it when ``labels`` are given."""
     images = images.detach().float().cpu()
     if images.shape[1] == 1:
         images = images.expand(-1, 3, -1, -1)
@@ -76,15 +105,24 @@ def image_grid(images: Tensor, columns: int = 8, scale: int = 4, pad: int = 1) -
     images = images.repeat_interleave(scale, 2).repeat_interleave(scale, 3)
     n, c, h, w = images.shape
     rows = -(-n // columns)
-    canvas = torch.ones(c, rows * (h + pad) + pad, columns * (w + pad) + pad)
+    below = 16 if labels else 0
+    canvas = torch.ones(c, rows * (h + below + pad) + pad, columns * (w + pad) + pad)
     for i, image in enumerate(images):
         r, k = divmod(i, columns)
-        canvas[:, pad + r * (h + pad) : pad + r * (h + pad) + h, pad + k * (w + pad) : pad + k * (w + pad) + w] = image
-    return canvas
+        top, left = pad + r * (h + below + pad), pad + k * (w + pad)
+        canvas[:, top : top + h, left : left + w] = image
+    if not labels:
+        return canvas
+    picture, draw, font = _drawable(canvas)
+    for i, label in enumerate(labels):
+        r, k = divmod(i, columns)
+        draw.text((pad + k * (w + pad) + w // 2, pad + r * (h + below + pad) + h + 2), label, fill="black", font=font, anchor="mt")
+    return _tensor(picture)
 
 
-def line_plot(series: list[Tensor], width: int = 600, height: int = 200) -> Tensor:
-    """Series of equal length drawn as connected lines (colors in palette order) on a white canvas."""
+def line_plot(series: list[Tensor], width: int = 600, height: int = 200, names: list[str] | None = None) -> Tensor:
+    """Series of equal length drawn as connected lines (colors in palette order) on a white canvas, with a
+    legend when ``names`` are given."""
     values = torch.stack([s.detach().float().cpu() for s in series])
     low, high = float(values.min()), float(values.max())
     span = max(high - low, 1e-8)
@@ -96,11 +134,14 @@ def line_plot(series: list[Tensor], width: int = 600, height: int = 200) -> Tens
         for col in range(width):  # a vertical run from the previous column's row keeps the line unbroken
             top, bottom = sorted((rows[col], rows[max(col - 1, 0)]))
             canvas[:, top : bottom + 2, col] = color
-    return canvas
+    return _with_legend(canvas, names)
 
 
-def scatter(groups: list[Tensor], low: Tensor | None = None, high: Tensor | None = None, size: int = 300) -> Tensor:
-    """2-D point clouds (colors in palette order, later groups on top) on a white canvas."""
+def scatter(
+    groups: list[Tensor], low: Tensor | None = None, high: Tensor | None = None, size: int = 300, names: list[str] | None = None
+) -> Tensor:
+    """2-D point clouds (colors in palette order, later groups on top) on a white canvas, with a legend
+    when ``names`` are given."""
     every = torch.cat([g.detach().float().cpu() for g in groups])
     low = every.min(0).values - 0.3 if low is None else low
     high = every.max(0).values + 0.3 if high is None else high
@@ -112,4 +153,18 @@ def scatter(groups: list[Tensor], low: Tensor | None = None, high: Tensor | None
         cols = ((points[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long()
         rows = ((high[1] - points[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long()
         canvas[:, rows, cols] = _PALETTE[index % len(_PALETTE)][:, None]
-    return canvas
+    return _with_legend(canvas, names)
+
+
+def _with_legend(canvas: Tensor, names: list[str] | None) -> Tensor:
+    """A box in the top left corner: each name beside a square of its palette colour."""
+    if not names:
+        return canvas
+    picture, draw, font = _drawable(canvas)
+    width = 30 + 8 * max(len(name) for name in names)
+    draw.rectangle((4, 4, 4 + width, 8 + 16 * len(names)), fill="white", outline=(150, 150, 150))
+    for index, name in enumerate(names):
+        colour = tuple(int(255 * v) for v in _PALETTE[index % len(_PALETTE)])
+        draw.rectangle((10, 10 + 16 * index, 20, 20 + 16 * index), fill=colour)
+        draw.text((26, 15 + 16 * index), name, fill="black", font=font, anchor="lm")
+    return _tensor(picture)

@@ -78,8 +78,8 @@ class RecordingLogger:
 
     calls: list[tuple[str, str, object]] = []
 
-    def __init__(self, log_dir: Path, name: str, histogram_every_n_epochs: int | None = 5, figures_every_n_epochs: int | None = None):
-        self.name, self.histogram_every_n_epochs, self.figures_every_n_epochs = name, histogram_every_n_epochs, figures_every_n_epochs
+    def __init__(self, log_dir: Path, name: str, histogram_every_n_checks: int | None = 5, figures_every_n_checks: int | None = None):
+        self.name, self.histogram_every_n_checks, self.figures_every_n_checks = name, histogram_every_n_checks, figures_every_n_checks
 
     def log_scalars(self, metrics, step):
         self.calls.append((self.name, "scalars", (step, dict(metrics))))
@@ -111,13 +111,13 @@ def test_any_object_with_the_logger_methods_is_a_logger_and_several_loggers_get_
     assert by_logger["a"] == by_logger["b"]
     calls = by_logger["a"]
     scalars = [value for kind, value in calls if kind == "scalars"]
-    assert [step for step, _ in scalars] == [50, 100, 150, 200, 250, 300, 300]  # every check, then the end (no test split)
+    # step 0 (the untrained model), every check, then the end (no test split)
+    assert [step for step, _ in scalars] == [0, 50, 100, 150, 200, 250, 300, 300]
     assert scalars[0][1]["train/loss"] > scalars[5][1]["train/loss"]
-    # 5 epochs passed at each check; the end adds none: the last check, at the same step, logged them
-    assert [value for kind, value in calls if kind == "histograms"] == [50, 100, 150, 200, 250, 300]
-    assert [value for kind, value in calls if kind == "visuals"] == [
-        (0, ["run/model"]), (300, ["train/confusion_matrix", "train/confusion_matrix_table", "train/decision_boundary"]),
-    ]
+    # at the start, every 5th check (the 5th is at step 250) and the end; pictures (None) at the start and the end
+    assert [value for kind, value in calls if kind == "histograms"] == [0, 250, 300]
+    pictures = ["train/confusion_matrix", "train/confusion_matrix_table", "train/decision_boundary"]
+    assert [value for kind, value in calls if kind == "visuals"] == [(0, ["run/model"]), (0, pictures), (300, pictures)]
     assert ("graph", (1, 2)) in calls and ("hparams", (1.2, ["train/acc", "train/loss", "train/lr", "train/step_loss"])) in calls
     assert calls[-1] == ("close", None)
 

@@ -65,7 +65,7 @@ def test_the_csv_history_holds_every_check_of_every_member_and_the_mean(tmp_path
     rows = history(tmp_path / "metrics.csv")
     assert list(rows[0]) == ["step", "name", "value", "member", "wall_time"]
     losses = {(row["member"], int(row["step"])): float(row["value"]) for row in rows if row["name"] == "train/loss"}
-    assert sorted(losses) == sorted((member, step) for member in ("", "seed_42", "seed_43") for step in (100, 200, 300))
+    assert sorted(losses) == sorted((member, step) for member in ("", "seed_42", "seed_43") for step in (0, 100, 200, 300))
     assert losses["seed_42", 300] == pytest.approx(metrics["per_seed"]["42"]["train/loss"])
     assert losses["", 300] == pytest.approx(metrics["train/loss"])
     assert losses["", 200] == pytest.approx((losses["seed_42", 200] + losses["seed_43", 200]) / 2)
@@ -94,7 +94,7 @@ def test_the_csv_history_survives_a_kill_with_every_check_but_the_last(tmp_path)
         process.wait()
     rows = history(files[0])
     steps = sorted({int(row["step"]) for row in rows})
-    assert steps == list(range(100, steps[-1] + 1, 100)) and steps[-1] >= 500
+    assert steps == list(range(0, steps[-1] + 1, 100)) and steps[-1] >= 500  # step 0: the untrained model
     for row in rows:  # every row whole, and the same as the run that was not killed
         assert row["wall_time"] and (int(row["step"]) > 600 or expected[row["step"], row["name"]] == row["value"])
 
@@ -136,7 +136,7 @@ def test_a_step_schedule_advances_every_step_and_spans_the_planned_steps(tmp_pat
     run_training(tmp_path, "data=moons", "model=mlp", "optimizer=adam", "scheduler=warmup_cosine", "scheduler.warmup_steps=150",
                  "trainer.max_steps=400", "logger=csv")
     lr = {int(row["step"]): float(row["value"]) for row in history(tmp_path / "metrics.csv") if row["name"] == "train/lr"}
-    assert lr == pytest.approx({100: 0.001 * 101 / 150, 200: 0.001 * 0.5 * (1 + math.cos(math.pi * 50 / 250)),
+    assert lr == pytest.approx({0: 0.001 / 150, 100: 0.001 * 101 / 150, 200: 0.001 * 0.5 * (1 + math.cos(math.pi * 50 / 250)),
                                 300: 0.001 * 0.5 * (1 + math.cos(math.pi * 150 / 250)), 400: 0.0}, abs=1e-12)
 
 
@@ -146,7 +146,7 @@ def test_a_plateau_schedule_follows_the_monitored_metric_in_its_direction(tmp_pa
     lr = [float(row["value"]) for row in history(tmp_path / "metrics.csv") if row["name"] == "train/lr"]
     # val/acc is maximized: after the first check none beats the best by half (threshold 0.5, relative), so each
     # halves the lr; a check logs the lr the steps before it used
-    assert lr == pytest.approx([0.001, 0.001, 0.0005]) and metrics["train/lr"] == pytest.approx(0.0005)
+    assert lr == pytest.approx([0.001, 0.001, 0.001, 0.0005]) and metrics["train/lr"] == pytest.approx(0.0005)  # step 0 first
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["optimizers"][0]["param_groups"][0]["lr"] == pytest.approx(0.00025)
 
 

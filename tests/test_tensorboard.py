@@ -9,6 +9,7 @@ import urllib.parse
 import urllib.request
 
 import pytest
+import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import run_cli, run_training
@@ -17,7 +18,7 @@ from tests.conftest import run_cli, run_training
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tb") / "moons_run"
-    run_training(path, "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=300", "logger.tensorboard.histogram_every_n_epochs=10")
+    run_training(path, "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=300", "logger.tensorboard.histogram_every_n_checks=10")
     return path
 
 
@@ -111,7 +112,7 @@ def test_hparams_names_and_pictures_across_kinds_of_runs(tmp_path):
     """A planar run, a CNN run, a GAN run and a 4-job sweep in one folder, read through the real server."""
     jobs = [
         ["trainer.max_steps=300"],
-        ["experiment=cnn_digits", "trainer.max_epochs=10", "model.channels=[4,8]", "logger.tensorboard.figures_every_n_epochs=5"],
+        ["experiment=cnn_digits", "trainer.max_epochs=10", "model.channels=[4,8]", "logger.tensorboard.figures_every_n_checks=1"],
         ["experiment=gan_ring", "trainer.max_epochs=2", "task.eval_samples=200", "model.generator_hidden=[32]"],
         ["-m", "optimizer.lr=0.5,1.2", "activation=tanh,relu", "trainer.max_steps=100"],
     ]
@@ -162,3 +163,25 @@ def test_a_gan_graph_shows_both_networks(tmp_path):
                  "model.generator_hidden=[8]", "model.discriminator_hidden=[8]")
     nodes = " ".join(node.name for node in read_events(tmp_path).Graph().node)
     assert "GeneratorThenDiscriminator/Sequential[generator]" in nodes and "GeneratorThenDiscriminator/MLP[discriminator]" in nodes
+
+
+def test_pictures_carry_their_counts_labels_and_legends():
+    from src import visuals
+
+    def cell(image, row, col, left, top=44, size=40):  # one cell of a confusion matrix picture
+        return image[:, top + row * size : top + (row + 1) * size, left + col * size : left + (col + 1) * size]
+
+    counts = visuals.confusion_matrix_image(torch.tensor([[7, 0], [0, 9]]), ["cat", "dog"])
+    other = visuals.confusion_matrix_image(torch.tensor([[1, 0], [0, 9]]), ["cat", "dog"])
+    left = counts.shape[2] - 8 - 2 * 40
+    assert counts.shape == (3, 44 + 80 + 8, left + 88)
+    assert not torch.equal(cell(counts, 0, 0, left), cell(other, 0, 0, left))  # "7" is not "1"
+    assert torch.equal(cell(counts, 1, 1, left), cell(other, 1, 1, left))
+    assert (cell(counts, 0, 1, left) < 0.5).any()  # a "0" written on the pale cell
+    images = torch.rand(3, 1, 8, 8)
+    plain, labelled = visuals.image_grid(images, scale=6), visuals.image_grid(images, scale=6, labels=["a as b"] * 3)
+    assert labelled.shape[1] == plain.shape[1] + 16 and (labelled[:, -16:, :] < 0.5).any()
+    points = [torch.randn(50, 2) * 0.1 + 3, torch.randn(50, 2) * 0.1 + 3]  # far from the top left corner
+    with_legend = visuals.scatter(points, torch.zeros(2), torch.full((2,), 4.0), names=["real", "generated"])
+    corner = with_legend[:, 10:20, 10:20]  # the first name's colour square
+    assert torch.allclose(corner, visuals._PALETTE[0][:, None, None], atol=0.01)

@@ -42,6 +42,17 @@ def curves(run, tags: list[str], name: str, log: bool = False) -> str:
     return save_figure(figure, OUT / f"{name}.png")
 
 
+def ema_effect(run) -> str:
+    """How the averaged generator compares with the trained one, seed by seed, in words."""
+    pairs = list(zip(run.values("val/modes_covered"), run.values("val/ema/modes_covered"),
+                     run.values("val/high_quality"), run.values("val/ema/high_quality")))
+    more = sum(ema > plain for plain, ema, _, _ in pairs)
+    fewer = sum(ema < plain for plain, ema, _, _ in pairs)
+    better = sum(ema_q > plain_q for _, _, plain_q, ema_q in pairs)
+    return (f"it covers more modes for {more} of {len(pairs)} seeds and fewer for {fewer}; its share of "
+            f"high-quality samples is higher for {better} of {len(pairs)}.")
+
+
 def row(run, metric: str, target: str, percent: bool = False) -> list:
     return [run.config["name"], metric, run.spread(metric, percent), target]
 
@@ -90,10 +101,18 @@ def main() -> None:
         rows.append(row(run, "val/modes_covered", "≥ 7"))
         rows.append(row(run, "val/high_quality", "≥ 0.80"))
         collapsed = [seed for seed, value in zip(run.per_seed, run.values("val/modes_covered")) if value < 7]
+        averaged = "val/ema/modes_covered" in run.metrics
+        if averaged:
+            rows.append(row(run, "val/ema/modes_covered", "—"))
+            rows.append(row(run, "val/ema/high_quality", "—"))
         sections += [
             "## GAN on 8 Gaussians on a ring",
-            curves(run, ["val/modes_covered"], "gan_modes") + "\n\n" + curves(run, ["val/high_quality"], "gan_quality"),
+            curves(run, ["val/modes_covered", "val/ema/modes_covered"][: 1 + averaged], "gan_modes") + "\n\n"
+            + curves(run, ["val/high_quality", "val/ema/high_quality"][: 1 + averaged], "gan_quality"),
             f"Seeds covering fewer than 7 modes (mode collapse): {', '.join(collapsed) or 'none'}.",
+            *(["The `ema` curves are the same generators' weights averaged (`callbacks=[ema]`, decay "
+               f"{run.get('callbacks.ema.decay')}), evaluated beside them at every check: "
+               f"{ema_effect(run)}"] if averaged else []),
             "Generated (blue) against real (red) points over training, first seed:",
             over_training(run, "samples/generated_vs_real", "gan_samples"),
         ]

@@ -127,7 +127,7 @@ class Adversarial(Task):
         if real.dim() == 2 and real.shape[1] == 2:
             fake = self._first_member(self._fixed_samples(self.eval_samples))
             low, high = real.min(0).values.cpu() - 0.5, real.max(0).values.cpu() + 0.5
-            return {"samples/generated_vs_real": visuals.scatter([real[: self.eval_samples], fake], low, high)}
+            return {"samples/generated_vs_real": visuals.scatter([real[: self.eval_samples], fake], low, high, names=["real", "generated"])}
         return {"samples/generated": visuals.image_grid(self._first_member(self._fixed_samples(64)), columns=8, scale=4)}
 
     def graph_module(self) -> nn.Module:

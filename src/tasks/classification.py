@@ -126,7 +126,7 @@ def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) ->
     split = held_out_split(splits)
     x, y = splits[split]
     matrix = visuals.confusion_matrix(task.predict(x), y.long(), num_classes)
-    out[f"{split}/confusion_matrix"] = visuals.confusion_matrix_image(matrix)
+    out[f"{split}/confusion_matrix"] = visuals.confusion_matrix_image(matrix, task.class_names)
     out[f"{split}/confusion_matrix_table"] = visuals.confusion_matrix_markdown(matrix, task.class_names)
     x_train, y_train = splits["train"]
     if x_train.dim() == 2 and x_train.shape[1] == 2:
@@ -135,12 +135,13 @@ def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) ->
         predicted = task.predict(x)
         wrong = (predicted != y.long()).nonzero().flatten()[:32]
         if len(wrong):
-            out[f"{split}/misclassified"] = visuals.image_grid(x[wrong], columns=8, scale=6)
-            labels = ", ".join(f"{task.class_names[int(y[i])]}→{task.class_names[int(predicted[i])]}" for i in wrong)
-            out[f"{split}/misclassified_labels"] = f"actual→predicted, in grid order: {labels}"
+            pairs = [(task.class_names[int(y[i])], task.class_names[int(predicted[i])]) for i in wrong]
+            labels = [f"{actual} as {guess}" for actual, guess in pairs]  # the picture's font has no arrow
+            out[f"{split}/misclassified"] = visuals.image_grid(x[wrong], columns=8, scale=6, labels=labels)
+            out[f"{split}/misclassified_labels"] = "actual→predicted, in grid order: " + ", ".join(f"{a}→{g}" for a, g in pairs)
         # The first convolution's kernels (of the first member, when several seeds are stacked: [K, C_out, C_in, h, w]).
         first_conv = next((m.weight for m in task.model.modules() if isinstance(m, (nn.Conv2d, StackedConv2d))), None)
         if first_conv is not None:
             filters = first_conv.detach() if first_conv.dim() == 4 else first_conv[0].detach()
-            out["model/first_layer_filters"] = visuals.image_grid(filters.mean(1, keepdim=True), columns=8, scale=8)
+            out["model/first_layer_filters"] = visuals.image_grid(filters.mean(1, keepdim=True), columns=8, scale=16, pad=4)
     return out

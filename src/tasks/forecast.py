@@ -39,6 +39,6 @@ class Forecast(Regression):
         forecast = self.rollout(x[0], steps)
         error = float((forecast - y[:steps]).pow(2).mean())
         return {
-            f"{split}/forecast": visuals.line_plot([y[:steps], forecast]),
+            f"{split}/forecast": visuals.line_plot([y[:steps], forecast], names=["truth", "forecast"]),
             f"{split}/forecast_note": f"red: truth, blue: {steps} steps forecast from its own outputs (MSE {error:.4g})",
         }

@@ -25,8 +25,8 @@ class CSVLogger:
     """
 
     #: Scalars only: no pictures or histograms, not even at the end.
-    histogram_every_n_epochs = 0
-    figures_every_n_epochs = 0
+    histogram_every_n_checks = 0
+    figures_every_n_checks = 0
 
     def __init__(self, log_dir: str | Path, filename: str = "metrics.csv", member_name: str = "", file: IO[str] | None = None) -> None:
         self.path = Path(log_dir) / filename

@@ -10,10 +10,10 @@ from src.visuals import Visual
 
 
 class Logger(Protocol):
-    #: Every this many epochs (at a check, and once at the end): ``log_histograms`` and ``log_visuals``.
-    #: None: only at the end; 0: never.
-    histogram_every_n_epochs: int | None
-    figures_every_n_epochs: int | None
+    #: At the start (step 0), at every this many checks, and at the end: ``log_histograms`` and
+    #: ``log_visuals``. None: at the start and the end only; 0: never.
+    histogram_every_n_checks: int | None
+    figures_every_n_checks: int | None
 
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
         """``train/loss``-style names and their values at an optimization step."""

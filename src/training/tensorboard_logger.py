@@ -84,22 +84,22 @@ class TensorBoardLogger:
     """Implements ``src.training.logger.Logger``."""
 
     RULES: dict[str, Rule] = {
-        "histogram_every_n_epochs": positive_int | null,
-        "figures_every_n_epochs": positive_int | null,
+        "histogram_every_n_checks": positive_int | null,
+        "figures_every_n_checks": positive_int | null,
         "graph": boolean,
     }
 
     def __init__(
         self,
         log_dir: str | Path,
-        histogram_every_n_epochs: int | None = 2000,
-        figures_every_n_epochs: int | None = 2000,
+        histogram_every_n_checks: int | None = 20,
+        figures_every_n_checks: int | None = 20,
         graph: bool = True,
     ) -> None:
         check_arguments("logger.tensorboard", locals(), self.RULES)
         self.log_dir = Path(log_dir)
-        self.histogram_every_n_epochs = histogram_every_n_epochs
-        self.figures_every_n_epochs = figures_every_n_epochs
+        self.histogram_every_n_checks = histogram_every_n_checks
+        self.figures_every_n_checks = figures_every_n_checks
         self.graph = graph
         self.failed = False
         self._writer: SummaryWriter | None = None
@@ -112,7 +112,7 @@ class TensorBoardLogger:
 
     def member(self, name: str) -> "TensorBoardLogger":
         """A run of its own in a sub-folder (TensorBoard lists it as ``<run>/seed_7``): scalars only."""
-        return TensorBoardLogger(self.log_dir / name, histogram_every_n_epochs=None, figures_every_n_epochs=None, graph=False)
+        return TensorBoardLogger(self.log_dir / name, histogram_every_n_checks=None, figures_every_n_checks=None, graph=False)
 
     @_until_the_disk_fails
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:

@@ -224,6 +224,8 @@ class Trainer:
         try:
             for hook in self.hooks["on_fit_start"]:
                 hook(self)
+            if self.state.step == 0 and self.loggers:
+                self._log_start()
             with anomaly, StopOnSignals(self):
                 started = time.perf_counter()
                 self._train()
@@ -367,7 +369,7 @@ class Trainer:
             metrics["train/lr"] = self.optimizers[0].param_groups[0]["lr"]
             metrics["epoch"] = state.epoch
         metrics = summarize(members, self.seeds)
-        self._log(metrics, members, at_end=False)
+        self._log(metrics, members, "check")
 
         state.checked_at_step = state.step
         self.last_metrics, self.member_metrics = metrics, members
@@ -380,10 +382,17 @@ class Trainer:
         for hook in self.hooks["on_check"]:
             hook(self, metrics)
 
-    def _log(self, metrics: dict[str, Any], members: list[dict[str, float]], at_end: bool) -> None:
-        """Scalars to every logger (the members' mean; each member's to its own); histograms and
-        pictures where a logger's schedule asks for them, and at the end what the last check (at the
-        same step) did not already log. The test split is pictured at the end only."""
+    def _log_start(self) -> None:
+        """Step 0: the untrained model's metrics, histograms and pictures, so that every curve has its start."""
+        members = per_member(self.evaluate(self.evaluated_splits))
+        for metrics in members:
+            metrics |= {"train/lr": self.optimizers[0].param_groups[0]["lr"], "epoch": 0}
+        self._log(summarize(members, self.seeds), members, "start")
+
+    def _log(self, metrics: dict[str, Any], members: list[dict[str, float]], moment: str) -> None:
+        """Scalars to every logger (the members' mean; each member's to its own); histograms and pictures
+        at the ``start``, at a ``check`` where a logger's schedule asks for them, and at the ``end`` what
+        the last check (at the same step) did not already log. The test split is pictured at the end only."""
         step = self.state.step
         means = {k: v for k, v in metrics.items() if not isinstance(v, dict) and not k.endswith(("/std", "/min", "/max"))}
         for loggers, scalars in zip(self.member_loggers, members):
@@ -392,12 +401,12 @@ class Trainer:
         visuals, histograms_logged = None, False
         for logger in self.loggers:
             logger.log_scalars(means, step)
-            if self._due(logger.histogram_every_n_epochs, at_end) and not (at_end and self.histograms_at == step):
+            if self._due(logger.histogram_every_n_checks, moment) and self.histograms_at != step:
                 logger.log_histograms(self.task.model, step)
                 histograms_logged = True
-            if self._due(logger.figures_every_n_epochs, at_end):
+            if self._due(logger.figures_every_n_checks, moment):
                 if visuals is None:
-                    visuals = {tag: v for tag, v in self._visuals(with_test=at_end).items() if self.pictured.get(tag) != step}
+                    visuals = {tag: v for tag, v in self._visuals(with_test=moment == "end").items() if self.pictured.get(tag) != step}
                 logger.log_visuals(visuals, step)
         if histograms_logged:
             self.histograms_at = step
@@ -425,10 +434,11 @@ class Trainer:
         self.task.train(training)
         return visuals
 
-    def _due(self, every: int | None, at_end: bool = False) -> bool:
-        """At the end, or when a multiple of ``every`` epochs was passed since the previous check; 0: never."""
-        epoch = self.state.epoch
-        return every != 0 and (at_end or bool(every) and epoch // every > (epoch - self.check_every) // every)
+    def _due(self, every: int | None, moment: str) -> bool:
+        """At the start and the end (unless ``every`` is 0: never), and at every ``every``-th check."""
+        if every == 0 or moment != "check":
+            return every != 0
+        return bool(every) and (self.state.epoch // self.check_every) % every == 0
 
     def _stop_diverged(self, index: int, window: Tensor, member: int) -> None:
         self.checkpoints.wait()  # so that the checkpoint the message names is on disk
@@ -486,7 +496,7 @@ class Trainer:
         self._save_checkpoints()
         self.checkpoints.wait()
         tested = [{k: v for k, v in member.items() if k.startswith("test/")} for member in members]
-        self._log({k: v for k, v in metrics.items() if k.startswith("test/")}, tested, at_end=True)
+        self._log({k: v for k, v in metrics.items() if k.startswith("test/")}, tested, "end")
         for logger in self.loggers:
             logger.log_graph(self.view.graph_module(), self.view.example_input(self.data.splits["train"]))
             logger.log_hparams(self.config, {k: v for k, v in metrics.items() if "/" in k})

@@ -132,6 +132,8 @@ def _try_out(group: str, config: DictConfig, rule: Rule, attempt: Callable[[], A
 def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
     if config is None:
         return None
+    if not isinstance(config, DictConfig) or "_target_" not in config:
+        raise ConfigError("scheduler", config, "must be an option of the scheduler group (scheduler=none for none)")
     check("scheduler.interval", config.get("interval", "epoch"), one_of(*INTERVALS))
     factory = build(config)
     # Any type torch's schedulers take (milestones lists, mode strings), but no NaN or infinity.

@@ -44,8 +44,9 @@ def report_user_errors(fn: Callable[[], T]) -> T:
 class Rule:
     """What a config value may be, in words: rules combine with ``|`` (``positive_int | null``)."""
 
-    def __init__(self, accepts: Callable[[Any], bool], what: str) -> None:
+    def __init__(self, accepts: Callable[[Any], bool], what: str, plural: str | None = None) -> None:
         self.accepts, self.what = accepts, what
+        self.plural = plural or f"{what.removeprefix('a ').removeprefix('an ')}s"  # for lists of them
 
     def __or__(self, other: "Rule") -> "Rule":
         return Rule(lambda value: self.accepts(value) or other.accepts(value), f"{self.what} or {other.what}")
@@ -93,10 +94,17 @@ positive_number = number(0, low_open=True)
 null = Rule(lambda value: value is None, "null")
 auto = Rule(lambda value: value == "auto", "auto")
 boolean = Rule(lambda value: isinstance(value, bool), "true or false")
+#: numpy's seeds are 32-bit; K stacked members take seed .. seed+K-1.
+random_seed = Rule(lambda value: _is_int(value) and 0 <= value < 2**32 - 1024, "an integer in [0, 2³² − 1024)", "integers in [0, 2³² − 1024)")
+
+
+def count(low: int = 1, high: int = 10**7) -> Rule:
+    """A number of things (rows, classes, steps of a sequence), bounded so a typo cannot fill the memory."""
+    return Rule(lambda value: _is_int(value) and low <= value <= high, f"an integer in [{low}, {high:,}]")
 
 
 def nonempty_list_of(rule: Rule) -> Rule:
     return Rule(
         lambda value: isinstance(value, (list, tuple)) and len(value) > 0 and all(rule.accepts(v) for v in value),
-        f"a non-empty list of {rule.what.removeprefix('a ').removeprefix('an ')}s",
+        f"a non-empty list of {rule.plural}",
     )

@@ -163,8 +163,9 @@ def test_predict_averages_the_members_or_picks_one(ensemble_run, tmp_path):
 
 @pytest.mark.parametrize(
     "value, words",
-    [("0", "must be a positive integer or a non-empty list of integers"), ("[]", "must be a non-empty list of integers"),
-     ("[3,4,3]", "each seed once; repeated: 3"), ("1.5", "must be a positive integer"), ("[1,x]", "must be a non-empty list of integers")],
+    [("0", "must be an integer in \\[1, 1,024\\] or a non-empty list of integers in \\[0, 2³² − 1024\\)"),
+     ("[]", "must be a non-empty list of integers in"), ("[3,4,3]", "each seed once; repeated: 3"),
+     ("1.5", "must be an integer in \\[1, 1,024\\]"), ("[1,x]", "must be a non-empty list of integers in"), ("2000", "must be an integer in")],
 )
 def test_bad_seeds_are_refused_in_one_line(tmp_path, value, words):
     with pytest.raises(ConfigError, match=rf"^trainer\.seeds=.*: {words}"):

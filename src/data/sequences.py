@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from src.data.dataset import Dataset
-from src.errors import Rule, check
+from src.errors import check_arguments, count, number, random_seed
 
 
 def adding_problem(n_samples: int = 10_000, length: int = 50, seed: int = 0) -> Dataset:
@@ -13,7 +13,7 @@ def adding_problem(n_samples: int = 10_000, length: int = 50, seed: int = 0) -> 
 
     The target is the sum of the two marked values; always answering 1 scores MSE ≈ 1/6.
     """
-    check("data.length", length, Rule(lambda value: isinstance(value, int) and value >= 2, "an integer ≥ 2"))
+    check_arguments("data", locals(), {"n_samples": count(2), "length": count(2, 10_000), "seed": random_seed})
     rng = np.random.default_rng(seed)
     values = rng.uniform(0, 1, size=(n_samples, length))
     marker = np.zeros((n_samples, length))
@@ -34,6 +34,8 @@ def sine_wave(
 
     Split it with ``split_shuffle: false`` so the test windows come after the training ones.
     """
+    rules = {"n_points": count(3), "period": number(0, 1e9, low_open=True), "noise": number(0, 1e6), "seed": random_seed}
+    check_arguments("data", locals(), rules | {"window": count(1, n_points - 2) if isinstance(n_points, int) and n_points >= 3 else count(1)})
     rng = np.random.default_rng(seed)
     t = np.arange(n_points)
     series = np.sin(2 * np.pi * t / period) + noise * rng.standard_normal(n_points)

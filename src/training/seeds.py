@@ -11,11 +11,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from src.errors import ConfigError, check, integer, nonempty_list_of, positive_int
+from src.errors import ConfigError, check, count, nonempty_list_of, random_seed
 
 
 def seed_everything(seed: int) -> None:
-    check("trainer.seed", seed, integer)
+    check("trainer.seed", seed, random_seed)
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -23,15 +23,15 @@ def seed_everything(seed: int) -> None:
 
 def member_seeds(seed: int, seeds: int | Sequence[int]) -> list[int]:
     """``trainer.seeds``: K (seeds ``seed``, ``seed``+1, ... ``seed``+K-1) or the seeds themselves."""
-    check("trainer.seed", seed, integer)
+    check("trainer.seed", seed, random_seed)
     if isinstance(seeds, Sequence) and not isinstance(seeds, str):
-        listed = check("trainer.seeds", list(seeds), nonempty_list_of(integer))
+        listed = check("trainer.seeds", list(seeds), nonempty_list_of(random_seed))
         repeated = sorted({s for s in listed if listed.count(s) > 1})
         if repeated:
             raise ConfigError("trainer.seeds", listed, f"each seed once; repeated: {', '.join(map(str, repeated))}")
         return listed
-    count = check("trainer.seeds", seeds, positive_int | nonempty_list_of(integer))
-    return [seed + k for k in range(count)]
+    members = check("trainer.seeds", seeds, count(1, 1024) | nonempty_list_of(random_seed))
+    return [seed + k for k in range(members)]
 
 
 def summarize(per_member: list[dict[str, float]], seeds: list[int]) -> dict[str, Any]:

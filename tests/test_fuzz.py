@@ -1,0 +1,65 @@
+"""A property-based search of the config space (#12): any value of any key either trains or is refused
+with one line that names the key; never another exception."""
+
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf, open_dict
+
+from src.errors import UserError
+from src.train import train
+from tests.conftest import make_config
+from tests.test_configs import FITTING_DATA, options
+
+# The options composed with the default job, each with the keys it brings; paths and Hydra's own keys left out.
+BASES = [["model=" + option, *FITTING_DATA.get(option, [])] for option in options("model")] + [
+    [f"{group}={option}"] for group in ("data", "optimizer", "scheduler", "activation", "callbacks") for option in options(group)
+    if option not in ("csv", "none")
+]
+SKIPPED = ("paths", "hydra", "name", "ckpt_path", "optimized_metric", "logger")
+# Keys whose large values are legitimately slow (they say how long to train or how much data to make), drawn
+# from small values only: the search is for crashes, not for long runs.
+SIZES = ("trainer.max_steps", "trainer.max_epochs", "trainer.seeds", "data.n_samples", "data.n_points", "data.sequence_length")
+
+
+def leaves(config, prefix=""):
+    for key, value in config.items():
+        path = f"{prefix}{key}"
+        if path.split(".")[0] in SKIPPED or str(key).startswith("_"):
+            continue
+        if OmegaConf.is_dict(value):
+            yield from leaves(value, f"{path}.")
+        else:
+            yield path
+
+
+KEYS = {index: sorted(leaves(make_config(Path("/tmp"), *base, "logger=none"))) for index, base in enumerate(BASES)}
+
+NUMBERS = st.sampled_from([0, -1, -0.5, 1e-30, 0.5, 1.5, 3, 10**9, 1e30, math.nan, math.inf, -math.inf, True])
+TEXTS = st.sampled_from(["", "abc", "x" * 300, "ümlaut ☃", "../../etc/passwd", "/nonexistent/file.csv", "null", "1e3"])
+LISTS = st.sampled_from([[], [[]], [1, [2]], [0], [-3], ["a"], [10**9], [1.5, 2]])
+VALUES = st.one_of(NUMBERS, TEXTS, LISTS, st.none())
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 40)), deadline=None, suppress_health_check=list(HealthCheck), derandomize="FUZZ_EXAMPLES" not in os.environ)
+@given(data=st.data())
+def test_any_value_of_any_key_trains_or_is_refused_naming_the_key(data):
+    base = data.draw(st.sampled_from(sorted(KEYS)), label="base")
+    key = data.draw(st.sampled_from(KEYS[base]), label="key")
+    value = data.draw(st.sampled_from([0, 1, 2, -1, None, "x", []]) if key in SIZES else VALUES, label="value")
+    with tempfile.TemporaryDirectory() as out:
+        config = make_config(Path(out), *BASES[base], "logger=none", "trainer.max_steps=2", "trainer.max_epochs=2",
+                             "trainer.log_every_seconds=null")
+        with open_dict(config):
+            OmegaConf.update(config, key, value, merge=False)
+        try:
+            train(config)
+        except UserError as error:
+            message = str(error)
+            assert "\n" not in message, message
+            leaf = key.rsplit(".", 1)[-1]
+            assert leaf in message or key.split(".")[0] in message, f"{key}={value!r}: {message}"

@@ -35,32 +35,35 @@ def confusion_matrix_markdown(matrix: Tensor, class_names: list[str]) -> str:
 def confusion_matrix_image(matrix: Tensor, class_names: list[str], cell: int = 40) -> Tensor:
     """Each row normalized (dark blue on the diagonal: the class is recognized), each cell's count written
     in it, the classes along both axes, titled "actual" (rows) and "predicted" (columns)."""
-    rates = matrix.float() / matrix.sum(dim=1, keepdim=True).clamp(min=1)
-    shade = 1.0 - rates.repeat_interleave(cell, 0).repeat_interleave(cell, 1)
-    cells = torch.stack([shade, 0.35 + 0.65 * shade, torch.ones_like(shade)]).clamp(0, 1)
-    n = len(matrix)
+    counts = matrix.tolist()
+    n = len(counts)
     left, top = max(56, 8 * max(len(name) for name in class_names) + 16), 44
-    canvas = torch.ones(3, top + n * cell + 8, left + n * cell + 8)
-    canvas[:, top : top + n * cell, left : left + n * cell] = cells
-    image, draw, font = _drawable(canvas)
+    image, draw, font = _drawable((left + n * cell + 8, top + n * cell + 8))
+    for i, row in enumerate(counts):
+        total = max(sum(row), 1)
+        for j, value in enumerate(row):
+            shade = 1.0 - value / total
+            x, y = left + j * cell, top + i * cell
+            draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=(round(255 * shade), round(255 * (0.35 + 0.65 * shade)), 255))
+            draw.text((x + cell // 2, y + cell // 2), str(value), font=font, anchor="mm", fill="white" if shade < 0.5 else "black")
     for i, name in enumerate(class_names):
         middle = i * cell + cell // 2
         draw.text((left + middle, top - 6), name, fill="black", font=font, anchor="ms")
         draw.text((left - 6, top + middle), name, fill="black", font=font, anchor="rm")
-        for j in range(n):
-            dark = rates[i, j] > 0.5
-            draw.text((left + j * cell + cell // 2, top + middle), str(int(matrix[i, j])), font=font, anchor="mm",
-                      fill="white" if dark else "black")
     draw.text((left + n * cell // 2, 4), "predicted", fill="black", font=font, anchor="mt")
     draw.text((left - 6, top - 6), "actual", fill="black", font=font, anchor="rs")
     return _tensor(image)
 
 
-def _drawable(canvas: Tensor):
-    """A PIL image of a CHW tensor in [0, 1], a pen on it and a readable font (Pillow's own, 13 px)."""
+def _drawable(canvas: Tensor | tuple[int, int]):
+    """A PIL image of a CHW tensor in [0, 1] (or a white one of this width and height), a pen on it and a
+    readable font (Pillow's own, 13 px)."""
     from PIL import Image, ImageDraw, ImageFont  # only runs that draw pictures pay for the import
 
-    image = Image.fromarray((canvas.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
+    if isinstance(canvas, tuple):
+        image = Image.new("RGB", canvas, "white")
+    else:
+        image = Image.fromarray((canvas.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
     return image, ImageDraw.Draw(image), ImageFont.load_default(size=13)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
@@ -46,8 +45,7 @@ class WeightAverage(Callback):
         self.average = AveragedModel(trainer.task.model, multi_avg_fn=average_function, use_buffers=True)
         if self._restored is not None:
             self.average.load_state_dict(self._restored)
-        planned = min(trainer.max_steps, trainer.max_epochs * trainer.steps_per_epoch)
-        self.start_step = int(self.start_fraction * planned) if math.isfinite(planned) else 0
+        self.start_step = int(self.start_fraction * trainer.total_steps)
         trainer.evaluations.append(lambda splits: self._evaluate(trainer, splits))
 
     def on_step_end(self, trainer: "Trainer") -> None:

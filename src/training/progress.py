@@ -26,7 +26,7 @@ class Progress(Callback):
         self.shown = ""
 
     def on_fit_start(self, trainer: "Trainer") -> None:
-        self.total = int(min(trainer.max_steps, trainer.max_epochs * trainer.steps_per_epoch))
+        self.total = int(trainer.total_steps)
         self.first_step, self.started = trainer.state.step, time.monotonic()
         self.next_line = self.started + (self.every_seconds or math.inf)
         if self.show_bar:

@@ -179,6 +179,7 @@ class Trainer:
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
         self.optimizers = task.configure_optimizers(make_optimizer)
         self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
+        self.total_steps = min(self.max_steps, self.max_epochs * self.steps_per_epoch)  # at most (one of the two is finite)
         self.check_every = (
             max(1, AUTO_CHECK_STEPS // self.steps_per_epoch) if self.val_every_n_epochs == "auto" else self.val_every_n_epochs
         )
@@ -356,9 +357,7 @@ class Trainer:
                 windows[name] = index, window if self.world_size == 1 else distributed.mean_over_ranks(window)
                 values[name] = windows[name][1].mean(0)
                 losses.clear()
-        values |= self.evaluate(self.evaluated_splits)
-        for evaluation in self.evaluations:
-            values |= evaluation(self.evaluated_splits)
+        values |= self._evaluate_all(self.evaluated_splits)
         members = per_member(values)  # one device sync
         for name, (index, window) in windows.items():
             for member, metrics in enumerate(members):
@@ -427,6 +426,13 @@ class Trainer:
         self.task.train(training)
         return values
 
+    def _evaluate_all(self, splits: list[str], weights: dict[str, Tensor] | None = None) -> dict[str, Tensor]:
+        """The model's metrics (with ``weights``, when given) and what the callbacks add to them."""
+        values = self.evaluate(splits, weights)
+        for evaluation in self.evaluations:
+            values |= evaluation(splits)
+        return values
+
     def _visuals(self, with_test: bool) -> dict[str, Any]:
         training = self.task.training
         splits = {name: split for name, split in self.data.splits.items() if with_test or name != "test"}
@@ -486,10 +492,7 @@ class Trainer:
         members = [dict(metrics) for metrics in self.member_metrics] if self.members > 1 else [dict(self.last_metrics)]
         if "test" in self.data.splits:
             best = self.checkpoints.best if self.test_weights == "best" else None
-            values = self.evaluate(["test"], best["model"] if best else None)
-            for evaluation in self.evaluations:
-                values |= evaluation(["test"])
-            for metrics, test in zip(members, per_member(values)):
+            for metrics, test in zip(members, per_member(self._evaluate_all(["test"], best["model"] if best else None))):
                 metrics.update(test)
         self.task.eval()
         metrics = summarize(members, self.seeds)

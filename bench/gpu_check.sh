@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # On a machine with one CUDA GPU: set up, run the gpu-marked tests, then the benchmark on CUDA.
 # One command, a few minutes:  bash bench/gpu_check.sh
+# PYTHON=python3 uses an interpreter that already has the dependencies (a machine without internet).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/python ] || bash setup.sh
-python=.venv/bin/python
-"$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.cuda.get_device_name(0))"
-"$python" -m pytest -m gpu -q -rA tests/test_accelerators.py
-"$python" bench/bench.py --device cuda --repeats 3
+python=${PYTHON:-.venv/bin/python}
+[ -n "${PYTHON:-}" ] || [ -x .venv/bin/python ] || bash setup.sh
+"$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
+tests=0
+"$python" -m pytest -m gpu -q -rA tests/test_accelerators.py || tests=$?  # the benchmark runs either way
+"$python" bench/bench.py --device cuda --repeats "${REPEATS:-3}"
+exit "$tests"

@@ -26,6 +26,14 @@ def test_channels_last_cnn_matches_the_default_layout(tmp_path):
     assert channels_last["val/loss"] == pytest.approx(default["val/loss"], rel=1e-3)
 
 
+def test_channels_last_with_stacked_seeds_matches_the_default_layout(tmp_path):
+    """Stacked members' convolution weights are 5-D, which Module.to(memory_format=...) refuses."""
+    args = ["experiment=cnn_digits", "trainer.max_epochs=1", "trainer.seeds=2", "logger=none", "trainer.device=cpu"]
+    default = run_training(tmp_path / "default", *args, "trainer.channels_last=false")
+    channels_last = run_training(tmp_path / "cl", *args, "trainer.channels_last=true")
+    assert channels_last["val/loss"] == pytest.approx(default["val/loss"], rel=1e-3)
+
+
 @pytest.mark.gpu
 @cuda
 @pytest.mark.parametrize("precision", ["32", "bf16-mixed", "16-mixed"])

@@ -39,3 +39,14 @@ def precision_tools(precision: str, device: torch.device) -> tuple[ContextManage
         raise ConfigError("trainer.precision", precision, f"mixed precision needs CUDA; this run is on {device.type}: use 32")
     autocast = contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
     return autocast, torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+
+
+def to_channels_last(module: torch.nn.Module) -> None:
+    """Image-shaped (4-D) weights in channels-last order, in place.
+
+    ``Module.to(memory_format=...)`` refuses the 5-D weights of stacked members' convolutions
+    ([members, out, in, h, w]); those are reshaped per step and stay as they are.
+    """
+    for tensor in [*module.parameters(), *module.buffers()]:
+        if tensor.dim() == 4:
+            tensor.data = tensor.data.contiguous(memory_format=torch.channels_last)

@@ -32,7 +32,7 @@ from src.training.checkpoint import (
     RunCheckpoints, restore_rng_states, restore_training_state, rng_states, run_fingerprint, write_durably,
 )
 from src.training.divergence import TrainingDiverged
-from src.training.device import PRECISIONS, precision_tools, resolve_device
+from src.training.device import PRECISIONS, precision_tools, resolve_device, to_channels_last
 from src.training.logger import Logger
 from src.training.monitor import Monitor
 from src.training.progress import Progress
@@ -160,7 +160,7 @@ class Trainer:
         self.view = task.solo_view()  # plain outputs, for pictures and the graph: the members' ensemble
         self.data = data.to(self.device)
         if self.channels_last:
-            task.to(memory_format=torch.channels_last)
+            to_channels_last(task)
             data.to_channels_last()
         if self.compile:
             task.model.compile()  # in place: the state_dict keys, and so the checkpoints, stay the same

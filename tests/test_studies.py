@@ -25,8 +25,15 @@ def test_every_study_folder_is_covered():
     assert folders == set(REDUCED)
 
 
+# Left to `pytest -m heavy` (each 15-40 s here, so that the default suite stays well under 10 minutes):
+# the studies whose reduced rerun still trains many jobs, each a process of its own.
+HEAVY = {"03_activations", "04_optimization", "07_deep_models"}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("study", sorted(REDUCED))
+@pytest.mark.parametrize(
+    "study", [pytest.param(study, marks=pytest.mark.heavy) if study in HEAVY else study for study in sorted(REDUCED)]
+)
 def test_study_reruns_and_reports(tmp_path, study):
     env = {**os.environ, "STUDY_OUT": str(tmp_path), "PYTHON": sys.executable}
     result = subprocess.run(

@@ -14,7 +14,6 @@ import json
 import math
 import sys
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -28,14 +27,14 @@ from src.run_log import log
 from src.tasks.task import OptimizerFactory, Task
 from src.training import distributed
 from src.training.callbacks import EVENTS, Callback, subscribers
-from src.training.checkpoint import (
-    RunCheckpoints, restore_rng_states, restore_training_state, rng_states, run_fingerprint, write_durably,
-)
+from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
 from src.training.divergence import TrainingDiverged
 from src.training.device import PRECISIONS, precision_tools, resolve_device, to_channels_last
 from src.training.logger import Logger
+from src.training.loop_state import LoopState, best_snapshot, resume, training_state
 from src.training.monitor import Monitor
 from src.training.progress import Progress
+from src.training.reporting import Reporter
 from src.training.schedules import build_scheduler
 from src.training.seeds import clip_grad_norm_per_member, member_seeds, per_member, summarize
 from src.training.signals import Interrupted, StopOnSignals
@@ -43,16 +42,6 @@ from src.training.summary import model_summary
 
 # With val_every_n_epochs=auto a check comes about every this many steps, and at least every epoch.
 AUTO_CHECK_STEPS = 100
-
-
-@dataclass
-class LoopState:
-    epoch: int = 0  # completed epochs
-    step: int = 0  # completed optimization steps (one per batch)
-    batch_in_epoch: int = 0
-    best_score: float | list[float] | None = None  # one per member when several seeds train together
-    checks_without_improvement: int = 0
-    checked_at_step: int = -1  # the step of the latest check; equal to `step` when nothing is left to check
 
 
 class Trainer:
@@ -170,8 +159,6 @@ class Trainer:
             if self.world_size > 1
             else task.training_step
         )
-        if self.rank != 0:
-            self.loggers = []  # only rank 0 writes
         # An accumulated step takes one batch `accumulate` times as large and goes through it in parts.
         self.batch_size = batch_size * self.accumulate if batch_size else None
         self.part_size = batch_size or -(-len(data.splits["train"][1]) // self.accumulate)
@@ -204,29 +191,25 @@ class Trainer:
         self.recorded: dict[int, list[Tensor]] = {index: [] for index in set(task.optimizer_order)}
         self.last_metrics: dict[str, float] = {}  # the latest check's, so a resumed finished run reports them unchanged
         self.member_metrics: list[dict[str, float]] = []  # the same, per member
-        self.member_loggers = [
-            [logger.member(f"seed_{seed}") for logger in self.loggers] for seed in self.seeds
-        ] if self.members > 1 else []
+        self.reporter = Reporter(self, self.loggers if self.rank == 0 else [])  # only rank 0 writes
         self.fingerprint = run_fingerprint(self.config, self.data_state, self.optimizers, self.schedulers)
         self.fingerprint["number of seeds"] = self.members
         if ckpt_path is not None:
-            self._resume(ckpt_path)
+            resume(self, ckpt_path)
         if self.rank == 0:
             log.info(summary)
             write_durably(summary + "\n", self.run_dir / "model.md")
-            for logger in self.loggers:
-                logger.log_visuals({"run/model": summary}, self.state.step)
+            self.reporter.text("run/model", summary)
         self.hooks = {event: subscribers(self.callbacks, event) for event in EVENTS}
         # What callbacks add to every check (and to the test at the end): functions of the splits' names.
         self.evaluations: list[Callable[[list[str]], dict[str, Tensor]]] = []
-        self.histograms_at, self.pictured = -1, {}  # the step of the latest histograms, and of each picture tag
         self.interrupted_by: str | None = None
         anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
         try:
             for hook in self.hooks["on_fit_start"]:
                 hook(self)
-            if self.state.step == 0 and self.loggers:
-                self._log_start()
+            if self.state.step == 0:
+                self.reporter.start(self.optimizers[0].param_groups[0]["lr"])
             with anomaly, StopOnSignals(self):
                 started = time.perf_counter()
                 self._train()
@@ -240,23 +223,7 @@ class Trainer:
             for hook in self.hooks["on_teardown"]:
                 hook(self)
             self.checkpoints.close()
-            for logger in self.loggers + [logger for loggers in self.member_loggers for logger in loggers]:
-                logger.close()
-
-    def _resume(self, ckpt_path: str) -> None:
-        checkpoint = restore_training_state(ckpt_path, self.task, self.optimizers, self.schedulers, self.fingerprint)
-        self.state = LoopState(**checkpoint["loop"])
-        self.recorded.update({index: list(losses) for index, losses in checkpoint.get("window", {}).items()})
-        self.last_metrics = dict(checkpoint.get("metrics", {}))
-        self.member_metrics = list(checkpoint.get("member_metrics", []))
-        restore_rng_states(checkpoint["rng"])
-        for rng, state in zip(self.task.generators, checkpoint.get("task_rng", [])):
-            rng.set_state(state)
-        for i, state in checkpoint.get("callbacks", {}).items():
-            self.callbacks[int(i)].load_state_dict(state)
-        self.checkpoints.resume_best(ckpt_path)
-        if self.rank == 0:
-            log.info(f"resumed from {ckpt_path} at epoch {self.state.epoch}, step {self.state.step}")
+            self.reporter.close()
 
     # ------------------------------------------------------------------ the loop
     def _train(self) -> None:
@@ -368,7 +335,7 @@ class Trainer:
             metrics["train/lr"] = self.optimizers[0].param_groups[0]["lr"]
             metrics["epoch"] = state.epoch
         metrics = summarize(members, self.seeds)
-        self._log(metrics, members, "check")
+        self.reporter.log(metrics, members, "check")
 
         state.checked_at_step = state.step
         self.last_metrics, self.member_metrics = metrics, members
@@ -377,39 +344,9 @@ class Trainer:
             if scheduler.interval == "check":  # on the members' mean: they share one learning rate
                 scheduler.step(metrics[self.monitor.name])
         if any(improved):
-            self.checkpoints.keep_best(self._weights_snapshot(improved))
+            self.checkpoints.keep_best(best_snapshot(self, improved))
         for hook in self.hooks["on_check"]:
             hook(self, metrics)
-
-    def _log_start(self) -> None:
-        """Step 0: the untrained model's metrics, histograms and pictures, so that every curve has its start."""
-        members = per_member(self.evaluate(self.evaluated_splits))
-        for metrics in members:
-            metrics |= {"train/lr": self.optimizers[0].param_groups[0]["lr"], "epoch": 0}
-        self._log(summarize(members, self.seeds), members, "start")
-
-    def _log(self, metrics: dict[str, Any], members: list[dict[str, float]], moment: str) -> None:
-        """Scalars to every logger (the members' mean; each member's to its own); histograms and pictures
-        at the ``start``, at a ``check`` where a logger's schedule asks for them, and at the ``end`` what
-        the last check (at the same step) did not already log. The test split is pictured at the end only."""
-        step = self.state.step
-        means = {k: v for k, v in metrics.items() if not isinstance(v, dict) and not k.endswith(("/std", "/min", "/max"))}
-        for loggers, scalars in zip(self.member_loggers, members):
-            for logger in loggers:
-                logger.log_scalars(scalars, step)
-        visuals, histograms_logged = None, False
-        for logger in self.loggers:
-            logger.log_scalars(means, step)
-            if self._due(logger.histogram_every_n_checks, moment) and self.histograms_at != step:
-                logger.log_histograms(self.task.model, step)
-                histograms_logged = True
-            if self._due(logger.figures_every_n_checks, moment):
-                if visuals is None:
-                    visuals = {tag: v for tag, v in self._visuals(with_test=moment == "end").items() if self.pictured.get(tag) != step}
-                logger.log_visuals(visuals, step)
-        if histograms_logged:
-            self.histograms_at = step
-        self.pictured.update(dict.fromkeys(visuals or (), step))
 
     def evaluate(self, splits: list[str], weights: dict[str, Tensor] | None = None, tag: str = "") -> dict[str, Tensor]:
         """``<split>/<tag><metric>`` of the model (one value per member when stacked), or of ``weights`` (named
@@ -433,19 +370,6 @@ class Trainer:
             values |= evaluation(splits)
         return values
 
-    def _visuals(self, with_test: bool) -> dict[str, Any]:
-        training = self.task.training
-        splits = {name: split for name, split in self.data.splits.items() if with_test or name != "test"}
-        visuals = self.view.eval().visualize(splits)
-        self.task.train(training)
-        return visuals
-
-    def _due(self, every: int | None, moment: str) -> bool:
-        """At the start and the end (unless ``every`` is 0: never), and at every ``every``-th check."""
-        if every == 0 or moment != "check":
-            return every != 0
-        return bool(every) and (self.state.epoch // self.check_every) % every == 0
-
     def _stop_diverged(self, index: int, window: Tensor, member: int) -> None:
         self.checkpoints.wait()  # so that the checkpoint the message names is on disk
         per_step = self.task.optimizer_order.count(index)
@@ -453,16 +377,6 @@ class Trainer:
         raise TrainingDiverged(name, window, self.window_start, per_step, self.checkpoints)
 
     # ------------------------------------------------------------------ checkpoints and results
-    def _weights_snapshot(self, improved: list[bool]) -> dict[str, Any]:
-        """best.ckpt: the model as it is now, for evaluation and prediction (resume uses last.ckpt); for
-        stacked members, those that did not improve keep their earlier best."""
-        model = {name: tensor.clone() for name, tensor in self.live_state.items()}
-        if self.checkpoints.best is not None and not all(improved):
-            kept = torch.tensor([not up for up in improved], device=self.device)
-            for name, tensor in model.items():
-                tensor[kept] = self.checkpoints.best["model"][name].to(self.device)[kept]
-        return {"model": model, "loop": asdict(self.state), "config": self.config, "data": self.data_state}
-
     def _save_checkpoints(self) -> None:
         """last.ckpt (and best.ckpt when it changed), everything a resume needs, written in the background.
 
@@ -472,21 +386,7 @@ class Trainer:
         window = [torch.stack(losses) for losses in self.recorded.values() if losses]
         if self.rank != 0 or (window and not bool(torch.isfinite(torch.cat(window)).all())):
             return
-        self.checkpoints.save({
-            "model": self.task.state_dict(),
-            "optimizers": [optimizer.state_dict() for optimizer in self.optimizers],
-            "schedulers": [scheduler.state_dict() for scheduler in self.schedulers],
-            "loop": asdict(self.state),
-            "window": {index: torch.stack(losses) for index, losses in self.recorded.items() if losses},
-            "metrics": self.last_metrics,
-            "member_metrics": self.member_metrics,
-            "task_rng": [rng.get_state() for rng in self.task.generators],
-            "callbacks": {str(i): state for i, callback in enumerate(self.callbacks) if (state := callback.state_dict()) is not None},
-            "rng": rng_states(),
-            "config": self.config,
-            "data": self.data_state,
-            "run": self.fingerprint,
-        })
+        self.checkpoints.save(training_state(self))
 
     def _finish(self) -> dict[str, Any]:
         members = [dict(metrics) for metrics in self.member_metrics] if self.members > 1 else [dict(self.last_metrics)]
@@ -498,11 +398,7 @@ class Trainer:
         metrics = summarize(members, self.seeds)
         self._save_checkpoints()
         self.checkpoints.wait()
-        tested = [{k: v for k, v in member.items() if k.startswith("test/")} for member in members]
-        self._log({k: v for k, v in metrics.items() if k.startswith("test/")}, tested, "end")
-        for logger in self.loggers:
-            logger.log_graph(self.view.graph_module(), self.view.example_input(self.data.splits["train"]))
-            logger.log_hparams(self.config, {k: v for k, v in metrics.items() if "/" in k})
+        self.reporter.end(metrics, members, self.config)
         metrics["step"] = self.state.step
         if "test" in self.data.splits:
             metrics["test_weights"] = "best" if best else "last"

@@ -35,10 +35,17 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
         raise UserError(" ".join(str(error).split())) from None
 
 
-def build_data(config: DictConfig) -> DataModule:
+def build_data(config: DictConfig, augment: DictConfig | None = None) -> DataModule:
     source = {key: value for key, value in config.items() if key not in SPLIT_KEYS}
     split = {key: config[key] for key in SPLIT_KEYS if key in config}
-    return DataModule(build(source), **split)
+    data = DataModule(build(source), **split)
+    if augment is not None:
+        if not isinstance(augment, DictConfig) or "_target_" not in augment:
+            raise ConfigError("augment", augment, "must be an option of the augment group (augment=none for none)")
+        if len(data.spec.input_shape) != 3:
+            raise ConfigError("augment", augment.get("_target_"), f"needs pictures (C×H×W); {data.name} is shaped {data.spec.input_shape}")
+        data.augment = build(augment)
+    return data
 
 
 def build_task(config: DictConfig, data: DataSpec) -> Task:
@@ -68,7 +75,7 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
     """What a run of ``trainer.seed`` starts from, drawn in its order: the data, the task with its model, the
     optimizer factory and the batch size."""
     seed_everything(config.trainer.seed)
-    data = build_data(config.data)
+    data = build_data(config.data, config.get("augment"))
     if config.get("activation") is not None:
         check_activation(config.activation)
     task = build_task(config, data.spec)

@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -14,6 +16,29 @@ from src.train import train
 from src.training.callbacks import Callback
 
 CONF_DIR = str(REPO_ROOT / "conf")
+
+# Where data=mnist, fashion_mnist and cifar10 look (data.root=null) in every test and the processes they
+# start: small stand-ins, never a download. data=image_folder and data=arrays get files of their own.
+# (This file is imported twice, as pytest's conftest and as tests.conftest: one folder for both.)
+if "NNLAB_TEST_DATA" not in os.environ:
+    os.environ["NNLAB_TEST_DATA"] = tempfile.mkdtemp(prefix="nnlab-test-data-")
+TEST_DATA = Path(os.environ["NNLAB_TEST_DATA"])
+os.environ["NNLAB_DATA"] = str(TEST_DATA)
+DATA_FILES = {
+    "image_folder": [f"data.path={TEST_DATA / 'pictures'}", "data.image_size=16"],
+    "arrays": [f"data.path={TEST_DATA / 'arrays.npz'}"],
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def published_data_stand_ins():
+    from tests.published_formats import write_arrays, write_caches, write_image_folder
+
+    write_caches(TEST_DATA)
+    write_image_folder(TEST_DATA / "pictures")
+    write_arrays(TEST_DATA / "arrays.npz")
+    yield
+    shutil.rmtree(TEST_DATA, ignore_errors=True)
 
 
 def make_config(tmp_path: Path, *overrides: str) -> DictConfig:

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from src import REPO_ROOT
-from tests.conftest import make_config, run_training
+from tests.conftest import DATA_FILES, make_config, run_training
 
 GROUPS = ["data", "model", "activation", "optimizer", "scheduler", "trainer", "logger", "experiment", "debug"]
 ONE_STEP = ["trainer.max_steps=1", "trainer.max_epochs=null"]
@@ -32,6 +32,8 @@ def test_option_composes_and_trains_one_step(tmp_path, csv_file, group, option):
         rows = "\n".join(f"{i % 7},{(i * 3) % 5},{'yes' if i % 2 else 'no'}" for i in range(40))
         path = csv_file("a,b,label\n" + rows + "\n")
         overrides += [f"data.path={path}", "data.target=label"]
+    if group == "data":
+        overrides += DATA_FILES.get(option, [])
     if group in ("experiment", "debug"):
         overrides += ["trainer.max_steps=1", "trainer.max_epochs=1"]
     else:

@@ -12,15 +12,17 @@ from omegaconf import OmegaConf, open_dict
 
 from src.errors import UserError
 from src.train import train
-from tests.conftest import make_config
+from tests.conftest import DATA_FILES, make_config
 from tests.test_configs import FITTING_DATA, options
 
 # The options composed with the default job, each with the keys it brings; paths and Hydra's own keys left out.
 BASES = [["model=" + option, *FITTING_DATA.get(option, [])] for option in options("model")] + [
-    [f"{group}={option}"] for group in ("data", "optimizer", "scheduler", "activation", "callbacks") for option in options(group)
+    [f"{group}={option}", *{**DATA_FILES, "flip_crop": ["data=digits", "data.layout=image"]}.get(option, [])]
+    for group in ("data", "optimizer", "scheduler", "activation", "callbacks", "augment") for option in options(group)
     if option not in ("csv", "none")
 ]
-SKIPPED = ("paths", "hydra", "name", "ckpt_path", "optimized_metric", "logger")
+# data.root: another folder would be downloaded into; the data sets' stand-ins live under $NNLAB_DATA.
+SKIPPED = ("paths", "hydra", "name", "ckpt_path", "optimized_metric", "logger", "data.root", "data.download")
 # Keys whose large values are legitimately slow (they say how long to train or how much data to make), drawn
 # from small values only: the search is for crashes, not for long runs.
 SIZES = ("trainer.max_steps", "trainer.max_epochs", "trainer.seeds", "data.n_samples", "data.n_points", "data.sequence_length")
@@ -29,7 +31,7 @@ SIZES = ("trainer.max_steps", "trainer.max_epochs", "trainer.seeds", "data.n_sam
 def leaves(config, prefix=""):
     for key, value in config.items():
         path = f"{prefix}{key}"
-        if path.split(".")[0] in SKIPPED or str(key).startswith("_"):
+        if path.split(".")[0] in SKIPPED or path in SKIPPED or str(key).startswith("_"):
             continue
         if OmegaConf.is_dict(value):
             yield from leaves(value, f"{path}.")

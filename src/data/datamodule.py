@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from src.data.augment import batch_generator
 from src.data.dataset import Dataset
 from src.data.spec import DataSpec
 from src.errors import ConfigError, Rule, UserError, boolean, check_arguments, integer, null, number, positive_int
@@ -49,12 +50,16 @@ class DataModule:
             raise ConfigError(
                 "data.val_fraction + data.test_fraction", val_fraction + test_fraction, "must be below 1"
             )
+        if dataset.test is not None and test_fraction > 0:
+            raise ConfigError("data.test_fraction", test_fraction, f"{dataset.name} has its published test split: set 0")
+        published = [dataset.features] + ([] if dataset.test is None else [dataset.test[0]])
         with np.errstate(over="ignore"):  # values beyond float32's range become inf, and are refused
-            if not np.all(np.isfinite(np.asarray(dataset.features, dtype=np.float32))):
+            if not all(np.all(np.isfinite(np.asarray(x, dtype=np.float32))) for x in published):
                 raise UserError(f"data {dataset.name}: features hold NaN or inf (or values beyond float32's range)")
         self.name = dataset.name
         self.target_type = dataset.target_type
-        self.num_classes = int(dataset.targets.max()) + 1 if dataset.target_type == "classification" else 0
+        labels = [dataset.targets] + ([] if dataset.test is None else [dataset.test[1]])
+        self.num_classes = max(int(y.max()) for y in labels) + 1 if dataset.target_type == "classification" else 0
         self.spec = DataSpec(
             dataset.name, dataset.target_type, self.num_classes, tuple(dataset.features.shape[1:]),
             dataset.class_names, dataset.feature_names, dataset.info,
@@ -64,13 +69,19 @@ class DataModule:
         if limit_train_rows is not None:
             parts["train"] = tuple(part[:limit_train_rows] for part in parts["train"])
         if standardize:
-            mean = parts["train"][0].mean(axis=0)
-            std = parts["train"][0].std(axis=0)
+            train = parts["train"][0]
+            if train.ndim == 4:  # images (N×C×H×W): per channel, kept in float32 (CIFAR's train split is 600 MB so)
+                mean = train.mean(axis=(0, 2, 3), dtype=np.float64)[:, None, None].astype(np.float32)
+                std = train.std(axis=(0, 2, 3), dtype=np.float64)[:, None, None].astype(np.float32)
+            else:  # per feature
+                mean, std = train.mean(axis=0), train.std(axis=0)
             std[std == 0] = 1.0
             parts = {name: ((x - mean) / std, y) for name, (x, y) in parts.items()}
             self.spec.mean = torch.as_tensor(mean, dtype=torch.float32)
             self.spec.std = torch.as_tensor(std, dtype=torch.float32)
         self.splits: dict[str, Batch] = {name: self._tensors(x, y) for name, (x, y) in parts.items()}
+        #: Applied to each shuffled training batch: fn(pictures, generator) -> pictures (``augment.py``).
+        self.augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> Batch:
         features = torch.as_tensor(x, dtype=torch.float32)
@@ -119,15 +130,29 @@ class DataModule:
         x, y = self.splits[split]
         n = len(y)
         rank, world = shard
-        if isinstance(shuffle_seed, list) and not (batch_size is None or batch_size >= n):
-            orders = torch.stack([_order(n, seed) for seed in shuffle_seed]).to(x.device, non_blocking=True)
-            for start in range(skip * batch_size, n, batch_size):
-                index = orders[:, start : start + batch_size][:, rank::world]
-                yield x[index], y[index]
+        augment = self.augment if split == "train" and shuffle_seed is not None else None
+        whole = batch_size is None or batch_size >= n
+        if isinstance(shuffle_seed, list) and (augment or not whole):
+            size = n if whole else batch_size
+            orders = (
+                torch.arange(n, device=x.device).expand(len(shuffle_seed), n) if whole  # as one seed's whole batch
+                else torch.stack([_order(n, seed) for seed in shuffle_seed]).to(x.device, non_blocking=True)
+            )
+            for start in range(skip * size, n, size):
+                index = orders[:, start : start + size][:, rank::world]
+                features = x[index]
+                if augment:  # each member draws as its seed alone would
+                    features = torch.stack([
+                        augment(member, batch_generator(x.device, seed, start)) for member, seed in zip(features, shuffle_seed)
+                    ])
+                yield features, y[index]
             return
         if isinstance(shuffle_seed, list):
             shuffle_seed, members = shuffle_seed[0], len(shuffle_seed)  # one whole batch: the order is irrelevant
-        for features, targets in self._shared_batches(x, y, batch_size, shuffle_seed, skip, shard):
+        size = batch_size or n
+        for position, (features, targets) in enumerate(self._shared_batches(x, y, batch_size, shuffle_seed, skip, shard)):
+            if augment:
+                features = augment(features, batch_generator(x.device, shuffle_seed, (skip + position) * size))
             if members > 1:
                 features, targets = features.expand(members, *features.shape), targets.expand(members, *targets.shape)
             yield features, targets
@@ -158,7 +183,7 @@ def _order(n: int, seed: int) -> Tensor:
 
 def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: int, shuffle: bool) -> dict[str, tuple]:
     x, y = dataset.features, dataset.targets
-    parts = {"train": (x, y)}
+    parts = {"train": (x, y)} if dataset.test is None else {"train": (x, y), "test": dataset.test}
     if val_fraction == 0 and test_fraction == 0:
         return parts
     from sklearn.model_selection import train_test_split  # ~1 s to import: only when a split is asked

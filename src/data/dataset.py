@@ -23,3 +23,5 @@ class Dataset:
     feature_names: list[str] | None = None
     #: What a task may need beyond the rows: a GAN's mode centres, a forecaster's window length, ...
     info: dict[str, Any] = field(default_factory=dict)
+    #: The test split as published apart from the training rows (MNIST's 10,000), or None.
+    test: tuple[np.ndarray, np.ndarray] | None = None

@@ -1,4 +1,4 @@
-"""A small convolutional network: [conv → (batch norm) → activation → pool] blocks, then an MLP head."""
+"""A small convolutional network: [(conv → (batch norm) → activation) × convs_per_block → pool] blocks, then an MLP head."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from src.errors import ConfigError, check, nonempty_list_of, number, positive_int
+from src.errors import ConfigError, check, count, nonempty_list_of, number, positive_int
 from src.models.init import initialize
 from src.models.mlp import dense_layers
 
@@ -26,6 +26,7 @@ class CNN(nn.Module):
         kernel_size: int | list[int] = 3,
         padding: int | str = "same",
         pool: int = 2,
+        convs_per_block: int = 1,
         batch_norm: bool = True,
         dropout: float = 0.0,
         hidden: list[int] = (64,),
@@ -40,19 +41,21 @@ class CNN(nn.Module):
             )
         channels = check("model.channels", list(channels) if isinstance(channels, Sequence) else channels, nonempty_list_of(positive_int))
         check("model.dropout", dropout, number(0, 1, high_open=True))
+        check("model.convs_per_block", convs_per_block, count(1, 16))
         kernels = [kernel_size] * len(channels) if isinstance(kernel_size, int) else list(kernel_size)
         if len(kernels) != len(channels):
             raise ConfigError("model.kernel_size", kernels, f"give one size, or one per layer ({len(channels)})")
         blocks: list[nn.Module] = []
         width = input_shape[0]
         for size, kernel in zip(channels, kernels):
-            blocks.append(nn.Conv2d(width, size, kernel, padding=padding, bias=not batch_norm))
-            if batch_norm:
-                blocks.append(nn.BatchNorm2d(size))
-            blocks.append(activation())
+            for _ in range(convs_per_block):  # 2 or 3: a VGG-style block
+                blocks.append(nn.Conv2d(width, size, kernel, padding=padding, bias=not batch_norm))
+                if batch_norm:
+                    blocks.append(nn.BatchNorm2d(size))
+                blocks.append(activation())
+                width = size
             if pool > 1:
                 blocks.append(nn.MaxPool2d(pool, ceil_mode=True))  # ceil: odd sizes keep their last row
-            width = size
         self.features = nn.Sequential(*blocks)
         with torch.no_grad():
             flat = self.features(torch.zeros(1, *input_shape)).numel()

@@ -8,6 +8,6 @@ python=${PYTHON:-.venv/bin/python}
 [ -n "${PYTHON:-}" ] || [ -x .venv/bin/python ] || bash setup.sh
 "$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
 tests=0
-"$python" -m pytest -m gpu -q -rA tests/test_accelerators.py || tests=$?  # the benchmark runs either way
+"$python" -m pytest -m gpu -q -rA tests/ || tests=$?  # the benchmark runs either way
 "$python" bench/bench.py --device cuda --repeats "${REPEATS:-3}"
 exit "$tests"

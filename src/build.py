@@ -19,7 +19,7 @@ from src.tasks.task import OptimizerFactory, Task
 from src.training.schedules import INTERVALS, build_scheduler
 from src.training.seeds import member_seeds, seed_everything
 
-SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows")
+SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows", "on_device")
 
 
 def build(config: DictConfig | dict, **kwargs: Any) -> Any:

@@ -163,8 +163,8 @@ def test_cli_prints_one_line_exits_non_zero_without_traceback(tmp_path):
         ("src.train", ["model=mlp", "model.hiden=[3]"], "error: model.hiden is not a key of model (keys: hidden, activation, dropout, init, init_std); did you mean model.hidden?"),
         ("src.train", ["optimizer=adam", "optimizer.betas=[0.5,0.9]", "trainer.max_stepz=3"], "error: trainer.max_stepz is not a key of trainer (keys: "),
         ("src.train", ["activation=nosuch"], "error: activation=nosuch: no such option; options: elu, gelu, leaky_relu, relu, sigmoid, silu, tanh"),
-        ("src.train", ["data=planar", "experiment=nosuch"], "error: experiment=nosuch: no such option; options: cnn_digits, digits_mlp, "),
-        ("src.train", ["nosuch.key=1"], "error: nosuch is not a key of the config (keys: name, ckpt_path, optimized_metric, data, task, "),
+        ("src.train", ["data=planar", "experiment=nosuch"], "error: experiment=nosuch: no such option; options: cnn_cifar10, cnn_digits, cnn_fashion_mnist, "),
+        ("src.train", ["nosuch.key=1"], "error: nosuch is not a key of the config (keys: name, ckpt_path, optimized_metric, data, augment, task, "),
         ("src.evaluate", ["splt=val"], "error: splt is not a key of the config (keys: ckpt_path, split); did you mean split?"),
     ],
 )

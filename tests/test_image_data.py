@@ -17,7 +17,7 @@ from src.data.datamodule import DataModule
 from src.data.downloads import Remote, ensure_files
 from src.data.image_formats import read_cifar10, read_cifar_batch, read_idx
 from src.errors import UserError
-from tests.conftest import run_cli, run_training
+from tests.conftest import TEST_DATA, run_cli, run_training
 from tests.published_formats import (
     cifar_batch, digit_like, idx_bytes, write_arrays, write_cifar_archive, write_idx, write_image_folder, write_mnist_files,
 )
@@ -276,3 +276,27 @@ def test_augmented_stacked_seeds_end_as_each_seed_alone(tmp_path):
 def test_augmenting_data_that_are_not_pictures_is_refused_in_one_line(tmp_path):
     result = run_cli("src.train", "augment=flip_crop", "logger=none", f"paths.log_dir={tmp_path}")
     assert result.returncode == 2 and "augment=" in result.stderr.strip().splitlines()[-1] and "needs pictures" in result.stderr
+
+
+def test_auto_keeps_on_the_gpu_what_takes_under_half_its_free_memory(monkeypatch):
+    data = DataModule(image_sets.arrays(str(write_arrays(TEST_DATA / "sized.npz", rows=1000))))  # 1000×3 floats + labels
+    size = sum(x.nbytes + y.nbytes for x, y in data.splits.values())
+    cuda = torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (2 * size + 2, 10**12))
+    assert data.on_device(cuda)
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (2 * size - 2, 10**12))
+    assert not data.on_device(cuda)
+    data.on_device_setting = True
+    assert data.on_device(cuda)
+    data.on_device_setting = False
+    assert not data.on_device(torch.device("cpu")) and not data.on_device(cuda)
+
+
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[pytest.mark.gpu, pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")])])
+def test_batches_from_cpu_memory_give_the_numbers_of_batches_on_the_device(tmp_path, device):
+    args = ["data=cifar10", "augment=flip_crop", "model=cnn", "model.channels=[4]", "model.hidden=[8]",
+            "optimizer=adam", "trainer.max_epochs=2", "trainer.max_steps=null", "logger=none", f"trainer.device={device}"]
+    on_device = run_training(tmp_path / "on", *args, "data.on_device=true")
+    from_host = run_training(tmp_path / "host", *args, "data.on_device=false")
+    assert from_host["val/loss"] == pytest.approx(on_device["val/loss"], rel=1e-5)
+    assert from_host["test/acc"] == on_device["test/acc"]

@@ -11,7 +11,7 @@ from torch import Tensor
 from src.data.augment import batch_generator
 from src.data.dataset import Dataset
 from src.data.spec import DataSpec
-from src.errors import ConfigError, Rule, UserError, boolean, check_arguments, integer, null, number, positive_int
+from src.errors import ConfigError, Rule, UserError, auto, boolean, check_arguments, integer, null, number, positive_int
 
 Batch = tuple[Tensor, Tensor]
 
@@ -22,7 +22,9 @@ class DataModule:
     ``split_shuffle=False`` keeps time order: train, then val, then test (for forecasting).
 
     Batches are drawn by index from tensors already on the device, with a fresh permutation per
-    epoch: no per-sample DataLoader, no copies per step.
+    epoch: no per-sample DataLoader, no copies per step. Data too large for the device
+    (``on_device=false``, or ``auto`` when the splits would take over half the GPU's free memory) stay
+    in pinned CPU memory, and each batch is drawn there by the same indices and then moved.
     """
 
     #: What each split argument may hold; a bad value is refused naming ``data.<argument>``.
@@ -33,6 +35,7 @@ class DataModule:
         "split_seed": integer,
         "split_shuffle": boolean,
         "limit_train_rows": positive_int | null,
+        "on_device": boolean | auto,
     }
 
     def __init__(
@@ -44,6 +47,7 @@ class DataModule:
         split_seed: int = 0,
         split_shuffle: bool = True,
         limit_train_rows: int | None = None,
+        on_device: bool | str = "auto",
     ) -> None:
         check_arguments("data", locals(), self.RULES)
         if val_fraction + test_fraction >= 1:
@@ -57,6 +61,8 @@ class DataModule:
             if not all(np.all(np.isfinite(np.asarray(x, dtype=np.float32))) for x in published):
                 raise UserError(f"data {dataset.name}: features hold NaN or inf (or values beyond float32's range)")
         self.name = dataset.name
+        self.on_device_setting = on_device
+        self.device = torch.device("cpu")  # where batches go
         self.target_type = dataset.target_type
         labels = [dataset.targets] + ([] if dataset.test is None else [dataset.test[1]])
         self.num_classes = max(int(y.max()) for y in labels) + 1 if dataset.target_type == "classification" else 0
@@ -94,8 +100,26 @@ class DataModule:
         return features, targets
 
     def to(self, device: torch.device) -> "DataModule":
-        self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
+        self.device = device
+        if self.on_device(device):
+            self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
+        elif device.type == "cuda":  # pinned: each batch's copy to the GPU runs beside the computation
+            self.splits = {name: (x.pin_memory(), y.pin_memory()) for name, (x, y) in self.splits.items()}
         return self
+
+    def on_device(self, device: torch.device) -> bool:
+        """Whether the splits live on ``device`` (else batches are moved there one by one)."""
+        if self.on_device_setting != "auto" or device.type != "cuda":
+            return self.on_device_setting is not False
+        size = sum(x.nbytes + y.nbytes for x, y in self.splits.values())
+        return size < torch.cuda.mem_get_info(device)[0] / 2
+
+    def pictured_splits(self, max_rows: int = 10_000) -> dict[str, Batch]:
+        """What pictures are drawn from, on the device: the splits, or their first ``max_rows`` rows when they
+        live in CPU memory (a confusion matrix of 10,000 rows says what one of 60,000 does)."""
+        if self.splits["train"][0].device == self.device:
+            return self.splits
+        return {name: (x[:max_rows].to(self.device), y[:max_rows].to(self.device)) for name, (x, y) in self.splits.items()}
 
     def to_channels_last(self) -> None:
         """Image batches (N, C, H, W) in channels-last memory order; other tensors as they are."""
@@ -125,14 +149,36 @@ class DataModule:
         The order depends on the seed alone, so a resumed epoch replays exactly. ``shard=(rank,
         world)`` yields this rank's every world-th row of each (global) batch. For K stacked
         members (``members``, or one seed each in ``shuffle_seed``) batches are shaped [K, N, ...]:
-        each member's own order, or the same rows for all as a view that copies nothing.
+        each member's own order, or the same rows for all as a view that copies nothing. Shuffled
+        training batches are augmented (``augment``) on the device, each member's as its seed alone draws.
         """
+        augment = self.augment if split == "train" and shuffle_seed is not None else None
+        whole = batch_size is None or batch_size >= self.size(split)
+        # Each member's own rows (its order, or its own augmentation), or one batch that every member shares.
+        own_rows = isinstance(shuffle_seed, list) and (augment is not None or not whole)
+        members = len(shuffle_seed) if isinstance(shuffle_seed, list) else members
+        for features, targets, draws in self._indexed_batches(split, batch_size, shuffle_seed, skip, shard, own_rows):
+            if features.device != self.device:
+                features, targets = features.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
+            if augment is not None:
+                generators = [batch_generator(self.device, seed, start) for seed, start in draws]
+                features = (
+                    torch.stack([augment(member, generator) for member, generator in zip(features, generators)]) if own_rows
+                    else augment(features, generators[0])
+                )
+            if members > 1 and not own_rows:
+                features, targets = features.expand(members, *features.shape), targets.expand(members, *targets.shape)
+            yield features, targets
+
+    def _indexed_batches(
+        self, split: str, batch_size: int | None, shuffle_seed: int | list[int] | None, skip: int, shard: tuple[int, int], own_rows: bool
+    ) -> Iterator[tuple[Tensor, Tensor, list[tuple[int, int]]]]:
+        """Batches where the split lives, each with the (order seed, first row) of its random draws, per member."""
         x, y = self.splits[split]
         n = len(y)
         rank, world = shard
-        augment = self.augment if split == "train" and shuffle_seed is not None else None
         whole = batch_size is None or batch_size >= n
-        if isinstance(shuffle_seed, list) and (augment or not whole):
+        if own_rows:
             size = n if whole else batch_size
             orders = (
                 torch.arange(n, device=x.device).expand(len(shuffle_seed), n) if whole  # as one seed's whole batch
@@ -140,22 +186,13 @@ class DataModule:
             )
             for start in range(skip * size, n, size):
                 index = orders[:, start : start + size][:, rank::world]
-                features = x[index]
-                if augment:  # each member draws as its seed alone would
-                    features = torch.stack([
-                        augment(member, batch_generator(x.device, seed, start)) for member, seed in zip(features, shuffle_seed)
-                    ])
-                yield features, y[index]
+                yield x[index], y[index], [(seed, start) for seed in shuffle_seed]
             return
         if isinstance(shuffle_seed, list):
-            shuffle_seed, members = shuffle_seed[0], len(shuffle_seed)  # one whole batch: the order is irrelevant
+            shuffle_seed = shuffle_seed[0]  # one whole batch, the same for every member: the order is irrelevant
         size = batch_size or n
         for position, (features, targets) in enumerate(self._shared_batches(x, y, batch_size, shuffle_seed, skip, shard)):
-            if augment:
-                features = augment(features, batch_generator(x.device, shuffle_seed, (skip + position) * size))
-            if members > 1:
-                features, targets = features.expand(members, *features.shape), targets.expand(members, *targets.shape)
-            yield features, targets
+            yield features, targets, [(shuffle_seed, (skip + position) * size)]
 
     @staticmethod
     def _shared_batches(

@@ -67,7 +67,7 @@ class Reporter:
         self.log({k: v for k, v in metrics.items() if k.startswith("test/")}, tested, "end")
         view, data = self.trainer.view, self.trainer.data
         for logger in self.loggers:
-            logger.log_graph(view.graph_module(), view.example_input(data.splits["train"]))
+            logger.log_graph(view.graph_module(), view.example_input(data.pictured_splits(1)["train"]))
             logger.log_hparams(config, {k: v for k, v in metrics.items() if "/" in k})
 
     def close(self) -> None:
@@ -75,7 +75,7 @@ class Reporter:
             logger.close()
 
     def _visuals(self, with_test: bool) -> dict[str, Visual]:
-        task, splits = self.trainer.task, self.trainer.data.splits
+        task, splits = self.trainer.task, self.trainer.data.pictured_splits()
         training = task.training
         visuals = self.trainer.view.eval().visualize({name: split for name, split in splits.items() if with_test or name != "test"})
         task.train(training)

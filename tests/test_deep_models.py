@@ -114,6 +114,38 @@ def test_gan_metrics_half_good_samples():
     assert metrics["modes_covered"] == 4 and metrics["high_quality"] == 0.5
 
 
+def test_reverse_kl_of_hand_made_samples():
+    log8 = torch.log(torch.tensor(8.0))
+    assert mode_metrics(RING[3].repeat(100, 1), RING, 0.02)["reverse_kl"] == pytest.approx(float(log8))  # one mode has them all
+    assert mode_metrics(RING.repeat(50, 1), RING, 0.02)["reverse_kl"] == pytest.approx(0.0, abs=1e-6)  # each its share
+    # Half on mode 0, half on mode 1 (of 8): p = (1/2, 1/2, 0, …) → KL = log(8/2); far-away samples do not count.
+    samples = torch.cat([RING[0].repeat(30, 1), RING[1].repeat(30, 1), torch.full((500, 2), 10.0)])
+    assert mode_metrics(samples, RING, 0.02)["reverse_kl"] == pytest.approx(float(torch.log(torch.tensor(4.0))))
+    # One share of 3/4 and one of 1/4: 3/4·log(8·3/4) + 1/4·log(8/4).
+    samples = torch.cat([RING[2].repeat(3, 1), RING[5].repeat(1, 1)])
+    expected = 0.75 * torch.log(torch.tensor(6.0)) + 0.25 * torch.log(torch.tensor(2.0))
+    assert mode_metrics(samples, RING, 0.02)["reverse_kl"] == pytest.approx(float(expected))
+    assert mode_metrics(torch.full((10, 2), 10.0), RING, 0.02)["reverse_kl"] == pytest.approx(float(log8))  # none of quality
+    stacked = mode_metrics(torch.stack([RING.repeat(5, 1), RING[:1].repeat(40, 1)]), RING, 0.02)["reverse_kl"]
+    assert stacked.shape == (2,) and stacked[0] == pytest.approx(0.0, abs=1e-6) and stacked[1] == pytest.approx(float(log8))
+
+
+def test_a_packing_discriminator_judges_consecutive_samples_together():
+    from src.models.gan import GAN
+
+    plain = GAN((2,), 1, torch.nn.ReLU, discriminator_hidden=[8])
+    assert plain.discriminator(torch.zeros(6, 2)).shape == (6, 1)  # pack=1: today's GAN, one verdict per sample
+    packed = GAN((2,), 1, torch.nn.ReLU, discriminator_hidden=[8], pack=3)
+    samples = torch.randn(7, 2)
+    verdicts = packed.discriminator(samples)
+    assert verdicts.shape == (2, 1)  # 7 samples: two packs of three, the seventh left out
+    judge = packed.discriminator.judge
+    assert torch.allclose(verdicts[1], judge(samples[3:6].reshape(1, 6))[0])
+    assert torch.allclose(packed.discriminator(samples[:2]), judge(samples[[0, 1, 0]].reshape(1, 6)))  # too few: cycled
+    images = GAN((1, 4, 4), 1, torch.nn.ReLU, discriminator_hidden=[8], pack=2)
+    assert images.discriminator(torch.randn(3, 5, 1, 4, 4)).shape == (3, 2, 1)  # leading dimensions kept (stacked members)
+
+
 def test_the_loop_has_no_model_specific_branch():
     source = (REPO_ROOT / "src" / "training" / "trainer.py").read_text().lower()
     for word in ("cnn", "rnn", "lstm", "gru", "gan", "conv", "generator", "discriminator", "mlp", "logreg"):

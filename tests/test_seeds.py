@@ -27,6 +27,10 @@ FAMILIES = {
         "experiment=gan_ring", "model.generator_hidden=[32]", "model.discriminator_hidden=[32]", "task.eval_samples=200",
         "trainer.max_steps=30",
     ],
+    "pacgan_3": [
+        "experiment=gan_ring_pac", "model.pack=3", "model.generator_hidden=[32]", "model.discriminator_hidden=[32]",
+        "task.eval_samples=200", "trainer.max_steps=30",
+    ],
 }
 
 

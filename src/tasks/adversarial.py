@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -18,15 +20,24 @@ DISCRIMINATOR, GENERATOR = 0, 1
 
 
 def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict[str, Tensor]:
-    """``high_quality``: fraction of samples within 3 std of their nearest mode.
+    """The PacGAN paper's three measures of mode collapse.
+
+    ``high_quality``: fraction of samples within 3 std of their nearest mode.
     ``modes_covered``: modes nearest to at least one high-quality sample.
+    ``reverse_kl``: KL(p ‖ uniform), p the histogram of the high-quality samples over their nearest
+    modes: 0 when every mode gets its share, log M when one mode gets them all (also its value when no
+    sample is of high quality, where p is undefined).
 
     ``samples``: [n, d], or [K, n, d] for K members (one value per member)."""
     distances = torch.cdist(samples.float(), modes.float().expand(*samples.shape[:-2], *modes.shape))
     nearest, index = distances.min(dim=-1)
     good = nearest <= 3 * std
-    covered = (F.one_hot(index, len(modes)) * good.unsqueeze(-1)).amax(dim=-2)
-    return {"modes_covered": covered.sum(-1).float(), "high_quality": good.float().mean(-1)}
+    counts = (F.one_hot(index, len(modes)) * good.unsqueeze(-1)).sum(dim=-2).float()
+    total = counts.sum(-1, keepdim=True)
+    share = counts / total.clamp_min(1)
+    reverse_kl = torch.xlogy(share, share * len(modes)).sum(-1)
+    reverse_kl = torch.where(total.squeeze(-1) > 0, reverse_kl, torch.tensor(math.log(len(modes)), device=samples.device))
+    return {"modes_covered": (counts > 0).sum(-1).float(), "high_quality": good.float().mean(-1), "reverse_kl": reverse_kl}
 
 
 class Adversarial(Task):
@@ -135,7 +146,8 @@ class Adversarial(Task):
         return GeneratorThenDiscriminator(self.model.generator, self.model.discriminator)
 
     def example_input(self, batch: Batch) -> Tensor:
-        return self.latent(1, torch.Generator(device=next(self.model.parameters()).device).manual_seed(0))
+        pack = getattr(self.model, "pack", 1)  # a packing discriminator judges `pack` samples at once
+        return self.latent(pack, torch.Generator(device=next(self.model.parameters()).device).manual_seed(0))
 
 
 class GeneratorThenDiscriminator(nn.Module):

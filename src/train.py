@@ -84,11 +84,24 @@ def run_job(config: DictConfig) -> dict[str, Any] | None:
         return None
 
 
+def failed_trial_value() -> float | None:
+    """What a failed job returns to the sweeper: None, which Optuna records as a failed trial. Only the
+    search's last trial, when no trial before it finished, reports the worst value instead: Optuna's
+    sweeper asks for the best trial at the end and would crash with a traceback if none completed."""
+    hydra_config = HydraConfig.get()
+    direction, trials = hydra_config.sweeper.get("direction"), hydra_config.sweeper.get("n_trials")
+    if direction not in ("minimize", "maximize") or trials is None or hydra_config.job.num != trials - 1:
+        return None
+    if any(Path(hydra_config.sweep.dir).rglob("metrics.json")):
+        return None
+    return -sys.float_info.max if direction == "maximize" else sys.float_info.max
+
+
 @hydra.main(version_base="1.3", config_path="../conf", config_name="train")
 def main(config: DictConfig) -> float | None:
     metrics = run_job(config)
     if metrics is None:
-        return None  # a failed job: Optuna records a failed trial
+        return failed_trial_value()
     if not is_main_process():
         return None
     log.info(in_words(metrics))

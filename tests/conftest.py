@@ -25,7 +25,7 @@ if "NNLAB_TEST_DATA" not in os.environ:
 TEST_DATA = Path(os.environ["NNLAB_TEST_DATA"])
 os.environ["NNLAB_DATA"] = str(TEST_DATA)
 DATA_FILES = {
-    "image_folder": [f"data.path={TEST_DATA / 'pictures'}", "data.image_size=16"],
+    "image_folder": [f"data.path={TEST_DATA / 'pictures'}", "data.image_size=[16,12]"],
     "arrays": [f"data.path={TEST_DATA / 'arrays.npz'}"],
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -135,7 +136,10 @@ def image_folder(
 
     rules = {"path": a_path, "channels": one_of(1, 3), "on_bad_file": one_of("error", "skip")}
     check_arguments("data", locals(), rules)
-    size = [image_size, image_size] if isinstance(image_size, int) and not isinstance(image_size, bool) else image_size
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        size = [image_size, image_size]
+    else:
+        size = list(image_size) if isinstance(image_size, Sequence) and not isinstance(image_size, str) else image_size
     check("data.image_size", size, nonempty_list_of(positive_int))
     if len(size) != 2:
         raise ConfigError("data.image_size", image_size, "must be one size or [height, width]")

@@ -26,7 +26,7 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
         raise ConfigError("ckpt_path", ckpt_path, "set it to a checkpoint, e.g. ckpt_path=logs/train/<run>/checkpoints/best.ckpt")
     task, _, config = build_from_checkpoint(ckpt_path)
     data = build_data(config.data)
-    if split not in data.splits:
+    if not isinstance(split, str) or split not in data.splits:
         raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)}")
     batch_size = config.trainer.eval_batch_size
     values = task.evaluate(data.batches(split, batch_size, members=task.members))

@@ -6,11 +6,14 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf, open_dict
 
 from src.errors import UserError
+from src.evaluate import evaluate
+from src.predict import predict
 from src.train import train
 from tests.conftest import DATA_FILES, make_config
 from tests.test_configs import FITTING_DATA, options
@@ -65,3 +68,65 @@ def test_any_value_of_any_key_trains_or_is_refused_naming_the_key(data):
             assert "\n" not in message, message
             leaf = key.rsplit(".", 1)[-1]
             assert leaf in message or key.split(".")[0] in message, f"{key}={value!r}: {message}"
+
+
+# --- src.predict and src.evaluate: any input file or argument predicts, or is refused in one line naming it.
+
+CELLS = st.sampled_from(["0.5", "-3", "1e3", "", " ", "nan", "inf", "-inf", "abc", "1,5", "ü", '"', "0x10", "1e400", "True"])
+HEADERS = st.lists(st.sampled_from(["a", "b", "c", "", "A", "a ", "ä", "size"]), min_size=0, max_size=4)
+
+
+@pytest.fixture(scope="module")
+def csv_run(tmp_path_factory):
+    """A model trained on named CSV columns a, b (class: size), and one on the planar points (two unnamed features)."""
+    folder = tmp_path_factory.mktemp("fuzz_runs")
+    data = folder / "train.csv"
+    data.write_text("a,b,size\n" + "".join(f"{x / 10},{(x % 7) / 7},{'big' if x % 3 else 'small'}\n" for x in range(40)))
+    train(make_config(folder / "csv", "data=csv", f"data.path={data}", "data.target=size", "model=mlp", "trainer.max_steps=5", "logger=none"))
+    train(make_config(folder / "planar", "trainer.max_steps=5", "logger=none"))
+    return {name: folder / name / "checkpoints" / "last.ckpt" for name in ("csv", "planar")}
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 60)), deadline=None, suppress_health_check=list(HealthCheck), derandomize="FUZZ_EXAMPLES" not in os.environ)
+@given(data=st.data())
+def test_any_input_file_predicts_or_is_refused_naming_the_file(csv_run, data):
+    run = data.draw(st.sampled_from(sorted(csv_run)), label="run")
+    header = data.draw(HEADERS, label="header")
+    rows = data.draw(st.lists(st.lists(CELLS, min_size=0, max_size=5), min_size=0, max_size=4), label="rows")
+    raw = data.draw(st.sampled_from([None, b"", b"\xff\xfe\x00garbage", b"\x00" * 10, b"a,b\n1,2\n\x00"]), label="raw bytes")
+    with tempfile.TemporaryDirectory() as out:
+        path = Path(out) / "input.csv"
+        if raw is not None:
+            path.write_bytes(raw)
+        else:
+            path.write_text("\n".join(",".join(row) for row in [header, *rows]) + "\n")
+        try:
+            written = predict(str(csv_run[run]), str(path), str(Path(out) / "predictions.csv"))
+        except UserError as error:
+            message = str(error)
+            assert "\n" not in message and (str(path) in message or "input" in message), message
+            return
+        lines = (Path(out) / "predictions.csv").read_text().splitlines()
+        assert written == len(lines) - 1 >= 1
+
+
+@pytest.mark.slow
+def test_a_million_rows_predict_in_one_pass(csv_run, tmp_path):
+    path = tmp_path / "big.csv"
+    with path.open("w") as handle:
+        handle.write("b,a\n")
+        handle.writelines(f"{i % 7 / 7},{i % 40 / 10}\n" for i in range(10**6))
+    assert predict(str(csv_run["csv"]), str(path), str(tmp_path / "out.csv")) == 10**6
+    with (tmp_path / "out.csv").open() as handle:
+        assert sum(1 for _ in handle) == 10**6 + 1
+
+
+@settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 20)), deadline=None, suppress_health_check=list(HealthCheck), derandomize="FUZZ_EXAMPLES" not in os.environ)
+@given(split=st.one_of(VALUES, st.sampled_from(["train", "val", "test"])))
+def test_any_split_evaluates_or_is_refused_naming_it(csv_run, split):
+    try:
+        metrics = evaluate(str(csv_run["csv"]), split)
+    except UserError as error:
+        assert "\n" not in str(error) and "split" in str(error), str(error)
+        return
+    assert metrics and all(key.startswith(f"{split}/") for key in metrics if key != "per_seed")

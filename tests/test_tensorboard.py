@@ -187,3 +187,21 @@ def test_pictures_carry_their_counts_labels_and_legends():
     with_legend = visuals.scatter(points, torch.zeros(2), torch.full((2,), 4.0), names=["real", "generated"])
     corner = with_legend[:, 10:20, 10:20]  # the first name's colour square
     assert torch.allclose(corner, visuals._PALETTE[0][:, None, None], atol=0.01)
+
+
+def test_hparams_hold_what_an_experiment_changed_from_its_options_own_yaml():
+    from src.training.tensorboard_logger import hyperparameters
+
+    config = {
+        "choices": {"experiment": "cnn_digits", "model": "cnn", "optimizer": "adam", "trainer": "default", "logger": "tensorboard"},
+        "overrides": ["trainer.seed=3"],
+        "model": {"_target_": "src.models.cnn.CNN", "channels": [32, 64], "kernel_size": 3, "activation": {"_target_": "torch.nn.ReLU"}},
+        "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.002, "betas": [0.9, 0.999], "batch_size": 64},
+        "trainer": {"max_epochs": 40, "max_steps": None, "seed": 3, "device": "auto"},
+        "paths": {"log_dir": "/somewhere"},
+    }
+    assert hyperparameters(config) == {
+        "experiment": "cnn_digits", "model": "cnn", "optimizer": "adam", "trainer": "default",  # the choices
+        "model.channels": [32, 64], "optimizer.lr": 0.002, "trainer.max_epochs": 40, "trainer.max_steps": None,  # changed
+        "trainer.seed": 3,  # the command line's
+    }

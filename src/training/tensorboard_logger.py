@@ -9,10 +9,12 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
+from omegaconf import OmegaConf
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
+from src import REPO_ROOT
 from src.errors import Rule, boolean, check_arguments, null, positive_int
 from src.run_log import log
 
@@ -35,18 +37,34 @@ NOT_HYPERPARAMETERS = ("paths", "logger", "callbacks", "launcher", "hparams_sear
 
 
 def hyperparameters(config: dict[str, Any]) -> dict[str, Any]:
-    """What tells runs apart in the HParams table: each config group's choice (``optimizer: gd``) and every
-    key set on the command line (``optimizer.lr: 0.5``, its resolved value); without Hydra's record of
-    them (a config composed in code), every leaf."""
+    """What tells runs apart in the HParams table: each config group's choice (``optimizer: gd``), every
+    key set on the command line (``optimizer.lr: 0.5``, its resolved value) and every key an experiment
+    set away from its option's own yaml (``cnn_digits``' ``optimizer.lr: 0.002``); without Hydra's record
+    of them (a config composed in code), every leaf."""
     if "choices" not in config:
         return flatten(config)
     chosen = {group: option for group, option in config["choices"].items() if option is not None and group not in NOT_HYPERPARAMETERS}
     flat = flatten(config)
+    chosen |= {key: flat[key] for key, default in _option_defaults(config["choices"]).items() if key in flat and flat[key] != default}
     for override in config.get("overrides", []):
         key = override.split("=", 1)[0].lstrip("+~")
         if key in flat:
             chosen[key] = flat[key]
     return chosen
+
+
+def _option_defaults(choices: dict[str, str | None]) -> dict[str, Any]:
+    """The leaves each chosen option's yaml sets itself (``conf/<group>/<option>.yaml``), as ``group.key``;
+    interpolations and options that write elsewhere than their group (``# @package _global_``) left out."""
+    defaults: dict[str, Any] = {}
+    for group, option in choices.items():
+        path = REPO_ROOT / "conf" / group / f"{option}.yaml"
+        if option is None or group in NOT_HYPERPARAMETERS or not path.is_file() or "@package" in path.read_text():
+            continue
+        own = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        own.pop("defaults", None)
+        defaults |= {key: value for key, value in flatten(own, f"{group}.").items() if not (isinstance(value, str) and "${" in value)}
+    return defaults
 
 
 def _quiet_event_writer_failures(previous: Callable) -> Callable:

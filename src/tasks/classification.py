@@ -125,14 +125,14 @@ def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) ->
     out: dict[str, Visual] = {}
     split = held_out_split(splits)
     x, y = splits[split]
-    matrix = visuals.confusion_matrix(task.predict(x), y.long(), num_classes)
+    predicted = task.predict(x)
+    matrix = visuals.confusion_matrix(predicted, y.long(), num_classes)
     out[f"{split}/confusion_matrix"] = visuals.confusion_matrix_image(matrix, task.class_names)
     out[f"{split}/confusion_matrix_table"] = visuals.confusion_matrix_markdown(matrix, task.class_names)
     x_train, y_train = splits["train"]
     if x_train.dim() == 2 and x_train.shape[1] == 2:
         out["train/decision_boundary"] = visuals.decision_boundary_image(task.probabilities, x_train, y_train.long())
     if x.dim() == 4:  # images
-        predicted = task.predict(x)
         wrong = (predicted != y.long()).nonzero().flatten()[:32]
         if len(wrong):
             pairs = [(task.class_names[int(y[i])], task.class_names[int(predicted[i])]) for i in wrong]

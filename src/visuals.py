@@ -185,11 +185,19 @@ def _with_legend(canvas: Tensor, names: list[str] | None) -> Tensor:
     """A box in the top left corner: each name beside a square of its palette colour."""
     if not names:
         return canvas
-    picture, draw = _drawable(canvas)
-    width = 30 + 8 * max(len(name) for name in names)
-    draw.rectangle((4, 4, 4 + width, 8 + 16 * len(names)), fill="white", outline=(150, 150, 150))
+    box = _legend(tuple(names))
+    canvas = canvas.clone()
+    canvas[:, 4 : 4 + box.shape[1], 4 : 4 + box.shape[2]] = box[:, : canvas.shape[1] - 4, : canvas.shape[2] - 4]
+    return canvas
+
+
+@functools.lru_cache(maxsize=64)
+def _legend(names: tuple[str, ...]) -> Tensor:
+    """The legend box alone, drawn once per set of names (a picture at every check shows the same one)."""
+    picture, draw = _drawable((31 + 8 * max(len(name) for name in names), 5 + 16 * len(names)))
+    draw.rectangle((0, 0, picture.width - 1, picture.height - 1), fill="white", outline=(150, 150, 150))
     for index, name in enumerate(names):
         colour = tuple(int(255 * v) for v in _PALETTE[index % len(_PALETTE)])
-        draw.rectangle((10, 10 + 16 * index, 20, 20 + 16 * index), fill=colour)
-        _write(picture, (26, 15 + 16 * index), name, "lm")
+        draw.rectangle((6, 6 + 16 * index, 16, 16 + 16 * index), fill=colour)
+        _write(picture, (22, 11 + 16 * index), name, "lm")
     return _tensor(picture)

@@ -81,7 +81,7 @@ def packing_section(pack_runs: list) -> list[str]:
             rows.append([data, f"ours: {'GAN' if pack == 1 else f'PacGAN{pack}'} ({len(run.per_seed)} seeds)",
                          mean_and_error(run.values("val/modes_covered"), form=".1f"),
                          mean_and_error(run.values("val/high_quality"), 100, ".1f"),
-                         mean_and_error(run.values("val/reverse_kl"))])
+                         mean_and_error(run.values("val/reverse_kl"), form=".3f")])
         rows += [[data, f"paper: {name}", modes, quality, kl] for name, modes, quality, kl in PUBLISHED[data]]
     steps = sorted({f"{run.metrics['step']:,}" for run in pack_runs})
     points = sorted({f"{run.get('data.n_samples'):,}" for run in pack_runs})

@@ -35,3 +35,10 @@ def setup(device: torch.device) -> torch.device:
 def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor / dist.get_world_size()
+
+
+def teardown() -> None:
+    """Leave the process group. A gloo group left for the interpreter's exit to tear down can abort the
+    process ("terminate called without an active exception", SIGABRT) while its threads still run."""
+    if dist.is_initialized():
+        dist.destroy_process_group()

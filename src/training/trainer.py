@@ -224,6 +224,8 @@ class Trainer:
                 hook(self)
             self.checkpoints.close()
             self.reporter.close()
+            if self.world_size > 1:
+                distributed.teardown()
 
     # ------------------------------------------------------------------ the loop
     def _train(self) -> None:

@@ -63,6 +63,7 @@ class DataModule:
         self.name = dataset.name
         self.on_device_setting = on_device
         self.device = torch.device("cpu")  # where batches go
+        self.resident = True  # the splits live on that device (else each batch is moved there)
         self.target_type = dataset.target_type
         labels = [dataset.targets] + ([] if dataset.test is None else [dataset.test[1]])
         self.num_classes = max(int(y.max()) for y in labels) + 1 if dataset.target_type == "classification" else 0
@@ -101,7 +102,8 @@ class DataModule:
 
     def to(self, device: torch.device) -> "DataModule":
         self.device = device
-        if self.on_device(device):
+        self.resident = self.on_device(device) or device.type == "cpu"
+        if self.resident:
             self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
         elif device.type == "cuda":  # pinned: each batch's copy to the GPU runs beside the computation
             self.splits = {name: (x.pin_memory(), y.pin_memory()) for name, (x, y) in self.splits.items()}
@@ -117,7 +119,7 @@ class DataModule:
     def pictured_splits(self, max_rows: int = 10_000) -> dict[str, Batch]:
         """What pictures are drawn from, on the device: the splits, or their first ``max_rows`` rows when they
         live in CPU memory (a confusion matrix of 10,000 rows says what one of 60,000 does)."""
-        if self.splits["train"][0].device == self.device:
+        if self.resident:
             return self.splits
         return {name: (x[:max_rows].to(self.device), y[:max_rows].to(self.device)) for name, (x, y) in self.splits.items()}
 
@@ -158,7 +160,7 @@ class DataModule:
         own_rows = isinstance(shuffle_seed, list) and (augment is not None or not whole)
         members = len(shuffle_seed) if isinstance(shuffle_seed, list) else members
         for features, targets, draws in self._indexed_batches(split, batch_size, shuffle_seed, skip, shard, own_rows):
-            if features.device != self.device:
+            if not self.resident:
                 features, targets = features.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
             if augment is not None:
                 generators = [batch_generator(self.device, seed, start) for seed, start in draws]

@@ -59,9 +59,12 @@ def _option_defaults(choices: dict[str, str | None]) -> dict[str, Any]:
     defaults: dict[str, Any] = {}
     for group, option in choices.items():
         path = REPO_ROOT / "conf" / group / f"{option}.yaml"
-        if option is None or group in NOT_HYPERPARAMETERS or not path.is_file() or "@package" in path.read_text():
+        if option is None or group in NOT_HYPERPARAMETERS or not path.is_file():
             continue
-        own = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+        text = path.read_text()
+        if "@package" in text:
+            continue
+        own = OmegaConf.to_container(OmegaConf.create(text), resolve=False)
         own.pop("defaults", None)
         defaults |= {key: value for key, value in flatten(own, f"{group}.").items() if not (isinstance(value, str) and "${" in value)}
     return defaults

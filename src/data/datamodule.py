@@ -218,6 +218,8 @@ class DataModule:
 
 def _rows(tensor: Tensor, index: Tensor) -> Tensor:
     """``tensor[index]`` for an index of any shape, by index_select: 1.5-3x faster per batch on a CPU."""
+    if index.dim() == 1:
+        return tensor.index_select(0, index)
     return tensor.index_select(0, index.reshape(-1)).view(*index.shape, *tensor.shape[1:])
 
 

@@ -265,7 +265,7 @@ class Trainer:
                         clip_grad_norm(_parameters(optimizer), clip)
                     scaler.step(optimizer)
                     scaler.update()
-                    recorded[index].append(loss.detach())
+                    recorded[index].append(loss)
                 for scheduler in self.step_schedulers:
                     scheduler.step()
                 state.step += 1

@@ -1,5 +1,6 @@
 """The TensorBoard run folder holds what the issue promises, read back with tensorboard itself."""
 
+import io
 import json
 import socket
 import subprocess
@@ -8,6 +9,7 @@ import time
 import urllib.parse
 import urllib.request
 
+import numpy as np
 import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -55,6 +57,30 @@ def test_scalars_histograms_images_text_graph_and_hparams(run_dir):
     assert final_acc == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test/acc"])
     steps = [event.step for event in events.Scalars("train/loss")]
     assert steps == sorted(steps) and steps[-1] == 300
+
+
+def test_pictures_are_written_as_drawn_and_histograms_hold_every_value(tmp_path):
+    from PIL import Image
+
+    from src.training.tensorboard_logger import TensorBoardLogger
+
+    logger = TensorBoardLogger(tmp_path)
+    colour, grey = torch.rand(3, 5, 7), torch.rand(1, 4, 6)
+    logger.log_visuals({"colour": colour, "grey": grey}, step=3)
+    weights = torch.nn.Linear(30, 20)
+    logger.log_histograms(weights, step=3)
+    logger.close()
+    events = read_events(tmp_path)
+    for tag, picture in (("colour", colour), ("grey", grey)):
+        (event,) = events.Images(tag)
+        assert event.step == 3 and (event.height, event.width) == picture.shape[1:]
+        decoded = torch.from_numpy(np.array(Image.open(io.BytesIO(event.encoded_image_string))))
+        decoded = decoded.permute(2, 0, 1) if decoded.dim() == 3 else decoded[None]
+        assert torch.equal(decoded, (picture * 255).round().to(torch.uint8))  # lossless, in order, channels kept
+    (histogram,) = events.Histograms("weights/weight")
+    assert histogram.histogram_value.num == 600
+    assert histogram.histogram_value.min == pytest.approx(weights.weight.min().item())
+    assert histogram.histogram_value.max == pytest.approx(weights.weight.max().item())
 
 
 def free_port():
@@ -205,3 +231,15 @@ def test_hparams_hold_what_an_experiment_changed_from_its_options_own_yaml():
         "model.channels": [32, 64], "optimizer.lr": 0.002, "trainer.max_epochs": 40, "trainer.max_steps": None,  # changed
         "trainer.seed": 3,  # the command line's
     }
+
+
+def test_event_checksums_match_tensorboards_own():
+    import os
+
+    from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c
+
+    from src.training.tensorboard_logger import _masked_crc32c
+
+    for size in (0, 1, 12, 1000):
+        data = os.urandom(size)
+        assert _masked_crc32c(data) == masked_crc32c(data)

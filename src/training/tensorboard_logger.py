@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import functools
+import io
 import threading
 import warnings
+from unittest import mock
 from pathlib import Path
 from typing import Any, Callable
 
+import google_crc32c
+import torch
 import yaml
 from omegaconf import OmegaConf
+from PIL import Image
+from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.summary.writer import record_writer
 from torch import Tensor, nn
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
@@ -84,6 +91,17 @@ def _quiet_event_writer_failures(previous: Callable) -> Callable:
 threading.excepthook = _quiet_event_writer_failures(threading.excepthook)
 
 
+def _masked_crc32c(data: bytes) -> int:
+    """The checksum each event record carries (TFRecord's masked CRC-32C), computed in C by google-crc32c.
+    TensorBoard's writer computes it in pure Python a byte at a time: 3.7 ms for a 26 kB picture, ~20 µs
+    for a scalar, on the writer's thread, which holds the GIL the training loop needs."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+record_writer.masked_crc32c = _masked_crc32c
+
+
 def _until_the_disk_fails(method: Callable) -> Callable:
     """An OSError (disk full, folder removed) stops the logging with one line; the training goes on."""
 
@@ -128,7 +146,9 @@ class TensorBoardLogger:
     @property
     def writer(self) -> SummaryWriter:
         if self._writer is None:  # opened on first use: a run that fails its checks leaves no empty event file
-            self._writer = SummaryWriter(log_dir=str(self.log_dir))
+            # A queue of 10 events (the default) hands each event to the writer's thread as it comes: ~100 µs
+            # a scalar in thread switches. The thread still writes each event as soon as it runs.
+            self._writer = SummaryWriter(log_dir=str(self.log_dir), max_queue=1000)
         return self._writer
 
     def member(self, name: str) -> "TensorBoardLogger":
@@ -144,7 +164,9 @@ class TensorBoardLogger:
     def log_graph(self, model: nn.Module, example: Tensor) -> None:
         if not self.graph:
             return
-        with warnings.catch_warnings():
+        # The tracer runs the model a second time to check its own trace by default: half the cost, for a picture.
+        unchecked_trace = functools.partial(torch.jit.trace, check_trace=False)
+        with warnings.catch_warnings(), mock.patch.object(torch.jit, "trace", unchecked_trace):
             warnings.simplefilter("ignore")  # the tracer's warnings say nothing to a user
             try:
                 self.writer.add_graph(model, example)
@@ -154,10 +176,10 @@ class TensorBoardLogger:
     @_until_the_disk_fails
     def log_histograms(self, model: nn.Module, step: int) -> None:
         for name, parameter in model.named_parameters():
-            # bins="auto": the default "tensorflow" bins cost ~2 ms per tensor, in Python
-            self.writer.add_histogram(f"weights/{name}", parameter.detach(), step, bins="auto")
+            # 64 equal bins: the default "tensorflow" bins cost ~2 ms per tensor in Python, "auto" sorts the values
+            self.writer.add_histogram(f"weights/{name}", parameter.detach(), step, bins=64)
             if parameter.grad is not None:
-                self.writer.add_histogram(f"gradients/{name}", parameter.grad.detach(), step, bins="auto")
+                self.writer.add_histogram(f"gradients/{name}", parameter.grad.detach(), step, bins=64)
 
     @_until_the_disk_fails
     def log_visuals(self, visuals: dict[str, Tensor | str], step: int) -> None:
@@ -165,7 +187,7 @@ class TensorBoardLogger:
             if isinstance(visual, str):
                 self.writer.add_text(tag, visual, step)
             else:
-                self.writer.add_image(tag, visual, step)
+                self.writer.file_writer.add_summary(_png(tag, visual), step)
 
     @_until_the_disk_fails
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
@@ -186,3 +208,14 @@ class TensorBoardLogger:
     def close(self) -> None:
         if self._writer is not None:
             self._writer.close()
+
+
+def _png(tag: str, image: Tensor) -> Summary:
+    """A [C, H, W] picture with values in [0, 1], as a PNG compressed at zlib's level 1. TensorBoard's
+    add_image goes through float64 arrays and level 6: 3x the time, for files ~15% smaller."""
+    pixels = image.detach().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()
+    channels, height, width = pixels.shape
+    buffer = io.BytesIO()
+    Image.fromarray((pixels[0] if channels == 1 else pixels.permute(1, 2, 0)).numpy()).save(buffer, format="PNG", compress_level=1)
+    encoded = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=buffer.getvalue())
+    return Summary(value=[Summary.Value(tag=tag, image=encoded)])

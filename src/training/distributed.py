@@ -8,9 +8,11 @@ Only rank 0 writes (logs, checkpoints, metrics.json).
 from __future__ import annotations
 
 import os
+from typing import Callable
 
 import torch
 import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 
 
 def world() -> tuple[int, int]:
@@ -30,6 +32,14 @@ def setup(device: torch.device) -> torch.device:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
         torch.cuda.set_device(device)
     return device
+
+
+def step_loss(task: torch.nn.Module, world_size: int) -> Callable:
+    """What computes a step's loss: the task's training_step, or, over several ranks, the task wrapped to
+    average the gradients (its forward is training_step)."""
+    if world_size == 1:
+        return task.training_step
+    return DistributedDataParallel(task, find_unused_parameters=len(set(task.optimizer_order)) > 1)
 
 
 def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:

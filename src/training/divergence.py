@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
 import torch
 from torch import Tensor
 
 from src.errors import UserError
+from src.training import distributed
 from src.training.checkpoint import RunCheckpoints
+
+if TYPE_CHECKING:
+    from src.training.trainer import Trainer
 
 
 class TrainingDiverged(UserError):
@@ -23,3 +30,28 @@ class TrainingDiverged(UserError):
             f"{name} became {float(window[first_bad])} at step {step}; the run is stopped "
             f"(try a smaller optimizer.lr or trainer.gradient_clip_val); {last}"
         )
+
+
+def step_loss_windows(trainer: Trainer) -> dict[str, tuple[int, Tensor]]:
+    """The losses each optimizer stepped on since the last check, as ``train/step_<loss>``: (its index, the
+    losses [steps] or [steps, members], averaged over ranks). The recorded lists are emptied."""
+    windows = {}
+    for index, losses in trainer.recorded.items():
+        if losses:
+            window = torch.stack(losses).float()
+            windows[f"train/step_{trainer.task.loss_names[index]}"] = index, window if trainer.world_size == 1 else distributed.mean_over_ranks(window)
+            losses.clear()
+    return windows
+
+
+def stop_if_diverged(trainer: Trainer, windows: dict[str, tuple[int, Tensor]], members: list[dict[str, float]]) -> None:
+    """Raise TrainingDiverged when a member's mean step loss is not finite (it is finite only when every loss was)."""
+    for name, (index, window) in windows.items():
+        for member, metrics in enumerate(members):
+            if not math.isfinite(metrics[name]):
+                trainer.checkpoints.wait()  # so that the checkpoint the message names is on disk
+                seed = f" of seed {trainer.seeds[member]}" if trainer.members > 1 else ""
+                raise TrainingDiverged(
+                    f"train/{trainer.task.loss_names[index]}{seed}", window if trainer.members == 1 else window[:, member],
+                    trainer.window_start, trainer.task.optimizer_order.count(index), trainer.checkpoints,
+                )

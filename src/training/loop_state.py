@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 import torch
+from torch import Tensor
 
 from src.run_log import log
 from src.training.checkpoint import restore_rng_states, restore_training_state, rng_states
@@ -43,6 +45,18 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
     }
 
 
+def save_checkpoint(trainer: Trainer) -> None:
+    """last.ckpt (and best.ckpt when it changed), written in the background; by rank 0 only.
+
+    Not while the losses since the last check hold a NaN: the next check stops the run, and
+    the checkpoint on disk stays the last good one.
+    """
+    window = [torch.stack(losses) for losses in trainer.recorded.values() if losses]
+    if trainer.rank != 0 or (window and not bool(torch.isfinite(torch.cat(window)).all())):
+        return
+    trainer.checkpoints.save(training_state(trainer))
+
+
 def resume(trainer: Trainer, ckpt_path: str) -> None:
     """Give the trainer the state a last.ckpt holds; refused, with one line, when it comes from another kind of run."""
     checkpoint = restore_training_state(ckpt_path, trainer.task, trainer.optimizers, trainer.schedulers, trainer.fingerprint)
@@ -70,3 +84,19 @@ def best_snapshot(trainer: Trainer, improved: list[bool]) -> dict[str, Any]:
         for name, tensor in model.items():
             tensor[kept] = best["model"][name].to(trainer.device)[kept]
     return {"model": model, "loop": asdict(trainer.state), "config": trainer.config, "data": trainer.data_state}
+
+
+@contextlib.contextmanager
+def weights_of(live_state: dict[str, Tensor], weights: dict[str, Tensor] | None) -> Iterator[None]:
+    """The model holds ``weights`` (when given) inside the block, and its own again after it."""
+    if weights is None:
+        yield
+        return
+    own = {name: tensor.clone() for name, tensor in live_state.items()}
+    try:
+        for name, tensor in live_state.items():
+            tensor.copy_(weights[name])
+        yield
+    finally:
+        for name, tensor in live_state.items():
+            tensor.copy_(own[name])

@@ -13,6 +13,12 @@ class Monitor:
         self.name, self.mode, self.min_delta, self.patience = name, mode, min_delta, patience
         self.sign = 1 if mode == "min" else -1
 
+    @classmethod
+    def of(cls, setting: str, mode: str, task: Any, splits: list[str], min_delta: float, patience: int | None) -> "Monitor":
+        """``trainer.monitor`` and ``mode``; ``auto``: the task's own metric on the last evaluated split (val when there is one)."""
+        name = f"{splits[-1]}/{task.monitor}" if setting == "auto" else setting
+        return cls(name, task.monitor_mode if mode == "auto" else mode, min_delta, patience)
+
     def improved(self, state: Any, members: list[dict[str, float]]) -> list[bool]:
         """For each member (one, unless several seeds train together): whether this check beat its best
         so far by more than min_delta. Updates the loop state's record; the patience runs out when no

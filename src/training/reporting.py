@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from src.run_log import log
+from src.training.checkpoint import write_durably
 from src.training.logger import Logger
 from src.training.seeds import per_member, summarize
 from src.visuals import Visual
@@ -26,9 +28,14 @@ class Reporter:
         ] if trainer.members > 1 else []
         self.histograms_at, self.pictured = -1, {}  # the step of the latest histograms, and of each picture tag
 
-    def text(self, tag: str, text: str) -> None:
+    def model_summary(self, summary: str) -> None:
+        """The model's layers: in the run log, in model.md and in TensorBoard's text tab."""
+        if self.trainer.rank != 0:
+            return
+        log.info(summary)
+        write_durably(summary + "\n", self.trainer.run_dir / "model.md")
         for logger in self.loggers:
-            logger.log_visuals({tag: text}, self.trainer.state.step)
+            logger.log_visuals({"run/model": summary}, self.trainer.state.step)
 
     def start(self, lr: float) -> None:
         """Step 0: the untrained model's metrics, histograms and pictures, so that every curve has its start."""

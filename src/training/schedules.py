@@ -79,3 +79,11 @@ def build_scheduler(
     elif not hasattr(scheduler, "interval"):
         scheduler.interval = interval
     return scheduler
+
+
+def planned_span(max_epochs: float, max_steps: float, steps_per_epoch: int) -> tuple[int, int]:
+    """The epochs and steps a schedule spans: ``max_epochs`` (and their steps), or what ``max_steps`` allows
+    (one of the two is finite)."""
+    epochs = max_epochs if max_epochs != math.inf else -(-max_steps // steps_per_epoch)
+    steps = max_steps if max_epochs == math.inf else max_epochs * steps_per_epoch
+    return int(epochs), int(steps)

@@ -2,9 +2,9 @@
 
 Read top to bottom: ``fit`` sets up, ``_train`` runs epochs of steps, ``_check`` is what happens
 every few epochs (metrics, logging, best model, early stopping), ``_finish`` writes the results.
-What a batch means lives in the task; checkpoint files in ``checkpoint.py``; the events a callback
-may subscribe to in ``callbacks.py``; what a logger implements in ``logger.py``. This file never
-looks at the model's kind.
+What a batch means lives in the task; a batch's gradients in ``gradients.py``; divergence in
+``divergence.py``; what last.ckpt keeps in ``loop_state.py``, its files in ``checkpoint.py``; what the
+loggers get in ``reporting.py``; callback events in ``callbacks.py``. It never looks at the model's kind.
 """
 
 from __future__ import annotations
@@ -19,23 +19,23 @@ from typing import Any, Callable, Iterable
 
 import torch
 from torch import Tensor
-from torch.nn.parallel import DistributedDataParallel
 
-from src.data.datamodule import Batch, DataModule
+from src.data.datamodule import DataModule
 from src.errors import ConfigError, Rule, auto, boolean, check_arguments, null, number, one_of, positive_int, positive_number
 from src.run_log import log
 from src.tasks.task import OptimizerFactory, Task
 from src.training import distributed
 from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
-from src.training.divergence import TrainingDiverged
+from src.training.divergence import step_loss_windows, stop_if_diverged
 from src.training.device import PRECISIONS, precision_tools, resolve_device, to_channels_last
+from src.training.gradients import Backward
 from src.training.logger import Logger
-from src.training.loop_state import LoopState, best_snapshot, resume, training_state
+from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
 from src.training.monitor import Monitor
 from src.training.progress import Progress
 from src.training.reporting import Reporter
-from src.training.schedules import build_scheduler
+from src.training.schedules import build_scheduler, planned_span
 from src.training.seeds import clip_grad_norm_per_member, member_seeds, per_member, summarize
 from src.training.signals import Interrupted, StopOnSignals
 from src.training.summary import model_summary
@@ -153,15 +153,10 @@ class Trainer:
             data.to_channels_last()
         if self.compile:
             task.model.compile()  # in place: the state_dict keys, and so the checkpoints, stay the same
-        # What computes a step's loss: the task itself, or the task wrapped to average gradients over ranks.
-        self.step_loss = (
-            DistributedDataParallel(task, find_unused_parameters=len(set(task.optimizer_order)) > 1)
-            if self.world_size > 1
-            else task.training_step
-        )
         # An accumulated step takes one batch `accumulate` times as large and goes through it in parts.
         self.batch_size = batch_size * self.accumulate if batch_size else None
-        self.part_size = batch_size or -(-len(data.splits["train"][1]) // self.accumulate)
+        part_size = (batch_size or -(-len(data.splits["train"][1]) // self.accumulate)) if self.accumulate > 1 else None
+        self.backward = Backward(distributed.step_loss(task, self.world_size), task, self.autocast, self.scaler, part_size)
         self.config = config or {}
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
         self.optimizers = task.configure_optimizers(make_optimizer)
@@ -171,17 +166,9 @@ class Trainer:
             max(1, AUTO_CHECK_STEPS // self.steps_per_epoch) if self.val_every_n_epochs == "auto" else self.val_every_n_epochs
         )
         self.evaluated_splits = [split for split in task.evaluated_splits if split in data.splits] or ["train"]
-        split = self.evaluated_splits[-1]  # val when there is one
-        self.monitor = Monitor(
-            f"{split}/{task.monitor}" if self.monitor_setting == "auto" else self.monitor_setting,
-            task.monitor_mode if self.mode == "auto" else self.mode, self.min_delta, self.patience,
-        )
-        # What a schedule spans: max_epochs (and their steps), or the epochs and steps that max_steps allows.
-        planned_epochs = self.max_epochs if self.max_epochs != math.inf else int(-(-self.max_steps // self.steps_per_epoch))
-        planned_steps = self.max_steps if self.max_epochs == math.inf else int(self.max_epochs * self.steps_per_epoch)
-        self.schedulers = [
-            build_scheduler(make_scheduler, opt, planned_epochs, planned_steps, self.monitor.mode) for opt in self.optimizers
-        ] if make_scheduler else []
+        self.monitor = Monitor.of(self.monitor_setting, self.mode, task, self.evaluated_splits, self.min_delta, self.patience)
+        span = planned_span(self.max_epochs, self.max_steps, self.steps_per_epoch)
+        self.schedulers = [build_scheduler(make_scheduler, opt, *span, self.monitor.mode) for opt in self.optimizers] if make_scheduler else []
         self.step_schedulers = [scheduler for scheduler in self.schedulers if scheduler.interval == "step"]
         self.state = LoopState()
         example = next(data.batches("train", None, members=self.members))
@@ -196,10 +183,7 @@ class Trainer:
         self.fingerprint["number of seeds"] = self.members
         if ckpt_path is not None:
             resume(self, ckpt_path)
-        if self.rank == 0:
-            log.info(summary)
-            write_durably(summary + "\n", self.run_dir / "model.md")
-            self.reporter.text("run/model", summary)
+        self.reporter.model_summary(summary)
         self.hooks = {event: subscribers(self.callbacks, event) for event in EVENTS}
         # What callbacks add to every check (and to the test at the end): functions of the splits' names.
         self.evaluations: list[Callable[[list[str]], dict[str, Tensor]]] = []
@@ -215,7 +199,7 @@ class Trainer:
                 self._train()
                 self.train_seconds = time.perf_counter() - started
             if self.interrupted_by is not None:
-                self._save_checkpoints()
+                save_checkpoint(self)
                 self.checkpoints.wait()
                 raise Interrupted(self.interrupted_by, self.checkpoints.last, self.state.step)
             return self._finish()
@@ -238,7 +222,7 @@ class Trainer:
         stacked = self.members > 1
         clip_grad_norm = clip_grad_norm_per_member if stacked else torch.nn.utils.clip_grad_norm_
         scaler, hooks = self.scaler, self.hooks
-        backward = self._backward if self.accumulate == 1 else self._backward_in_parts
+        backward = self.backward
         task.train()
         while (
             state.epoch < self.max_epochs
@@ -262,7 +246,7 @@ class Trainer:
                         continue
                     if clip is not None:
                         scaler.unscale_(optimizer)
-                        clip_grad_norm(_parameters(optimizer), clip)
+                        clip_grad_norm([p for group in optimizer.param_groups for p in group["params"]], clip)
                     scaler.step(optimizer)
                     scaler.update()
                     recorded[index].append(loss)
@@ -273,7 +257,7 @@ class Trainer:
                 for hook in hooks["on_step_end"]:
                     hook(self)
                 if state.step % every_n_steps == 0:
-                    self._save_checkpoints()
+                    save_checkpoint(self)
                 if (state.step >= self.max_steps or self.interrupted_by) and state.batch_in_epoch < self.steps_per_epoch:
                     break  # mid-epoch; a finished epoch still counts below
             else:
@@ -287,51 +271,20 @@ class Trainer:
                 if state.epoch % self.check_every == 0 or state.epoch >= self.max_epochs:
                     self._check()
                 if self.checkpoints.due_at_epoch_end(state.epoch):
-                    self._save_checkpoints()
+                    save_checkpoint(self)
         # A resumed run that had already ended (a kill after its final checkpoint) checks nothing again.
         if state.checked_at_step != state.step and not self.interrupted_by:
             self._check()
 
-    def _backward(self, batch: Batch, index: int, share: float | None = None) -> Tensor:
-        """The gradients of the batch's loss (times ``share``); the loss, detached (one per member when stacked)."""
-        with self.autocast:
-            loss = self.step_loss(batch, index)
-            if share is not None:
-                loss = loss * share
-        # 32 bits: the scaler is disabled and passes everything through. Members are independent:
-        # the gradient of their losses' sum is, for each member, the gradient of its own loss.
-        self.scaler.scale(loss.sum() if self.members > 1 else loss).backward()
-        return loss.detach()
-
-    def _backward_in_parts(self, batch: Batch, index: int) -> Tensor:
-        """The same, summed over parts of ``part_size`` rows, each loss weighted by its share of the rows:
-        the gradients of a batch mean, without holding the whole batch's activations at once."""
-        rows = 1 if self.members > 1 else 0  # the axis of the rows: stacked batches are [members, rows, ...]
-        total = self.task.rows(batch)
-        loss = 0.0
-        for part in zip(*(tensor.split(self.part_size, rows) for tensor in batch)):
-            loss = loss + self._backward(part, index, self.task.rows(part) / total)
-        return loss
-
     # ------------------------------------------------------------------ every few epochs
     def _check(self) -> None:
         """Metrics, logging, best model, early stopping; the metrics end up in ``last_metrics``."""
-        task, state = self.task, self.state
-        values: dict[str, Tensor] = {}  # 0-d, or one value per member
-        windows: dict[str, tuple[int, Tensor]] = {}  # the step losses since the last check
-        for index, losses in self.recorded.items():
-            if losses:
-                name = f"train/step_{task.loss_names[index]}"
-                window = torch.stack(losses).float()
-                windows[name] = index, window if self.world_size == 1 else distributed.mean_over_ranks(window)
-                values[name] = windows[name][1].mean(0)
-                losses.clear()
+        state = self.state
+        windows = step_loss_windows(self)
+        values = {name: window.mean(0) for name, (_, window) in windows.items()}  # 0-d, or one value per member
         values |= self._evaluate_all(self.evaluated_splits)
         members = per_member(values)  # one device sync
-        for name, (index, window) in windows.items():
-            for member, metrics in enumerate(members):
-                if not math.isfinite(metrics[name]):  # a mean is finite only when every loss was
-                    self._stop_diverged(index, window if self.members == 1 else window[:, member], member)
+        stop_if_diverged(self, windows, members)
         self.window_start = state.step
         for metrics in members:
             metrics["train/lr"] = self.optimizers[0].param_groups[0]["lr"]
@@ -356,7 +309,7 @@ class Trainer:
         evaluate them with it."""
         training = self.task.training
         self.task.eval()
-        with _weights_of(self.live_state, weights):
+        with weights_of(self.live_state, weights):
             values = {
                 f"{split}/{tag}{name}": value
                 for split in splits
@@ -372,24 +325,7 @@ class Trainer:
             values |= evaluation(splits)
         return values
 
-    def _stop_diverged(self, index: int, window: Tensor, member: int) -> None:
-        self.checkpoints.wait()  # so that the checkpoint the message names is on disk
-        per_step = self.task.optimizer_order.count(index)
-        name = f"train/{self.task.loss_names[index]}" + (f" of seed {self.seeds[member]}" if self.members > 1 else "")
-        raise TrainingDiverged(name, window, self.window_start, per_step, self.checkpoints)
-
     # ------------------------------------------------------------------ checkpoints and results
-    def _save_checkpoints(self) -> None:
-        """last.ckpt (and best.ckpt when it changed), everything a resume needs, written in the background.
-
-        Not while the losses since the last check hold a NaN: the next check stops the run, and
-        the checkpoint on disk stays the last good one.
-        """
-        window = [torch.stack(losses) for losses in self.recorded.values() if losses]
-        if self.rank != 0 or (window and not bool(torch.isfinite(torch.cat(window)).all())):
-            return
-        self.checkpoints.save(training_state(self))
-
     def _finish(self) -> dict[str, Any]:
         members = [dict(metrics) for metrics in self.member_metrics] if self.members > 1 else [dict(self.last_metrics)]
         if "test" in self.data.splits:
@@ -398,7 +334,7 @@ class Trainer:
                 metrics.update(test)
         self.task.eval()
         metrics = summarize(members, self.seeds)
-        self._save_checkpoints()
+        save_checkpoint(self)
         self.checkpoints.wait()
         self.reporter.end(metrics, members, self.config)
         metrics["step"] = self.state.step
@@ -410,23 +346,3 @@ class Trainer:
             log.info(f"trained {self.state.epoch} epochs, {self.state.step} steps in {self.train_seconds:.3f} s")
             write_durably(json.dumps(metrics, indent=2) + "\n", self.run_dir / "metrics.json")
         return metrics
-
-
-@contextlib.contextmanager
-def _weights_of(live_state: dict[str, Tensor], weights: dict[str, Tensor] | None):
-    """The model holds ``weights`` (when given) inside the block, and its own again after it."""
-    if weights is None:
-        yield
-        return
-    own = {name: tensor.clone() for name, tensor in live_state.items()}
-    try:
-        for name, tensor in live_state.items():
-            tensor.copy_(weights[name])
-        yield
-    finally:
-        for name, tensor in live_state.items():
-            tensor.copy_(own[name])
-
-
-def _parameters(optimizer: torch.optim.Optimizer) -> list[Tensor]:
-    return [p for group in optimizer.param_groups for p in group["params"]]

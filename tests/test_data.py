@@ -110,3 +110,24 @@ def test_nan_in_generated_features_is_refused():
     data.features[3, 1] = np.nan
     with pytest.raises(Exception, match="features hold NaN or inf"):
         DataModule(data)
+
+
+def test_a_split_sampled_for_evaluation_gives_the_same_rows_at_every_check_and_training_gets_all():
+    data = DataModule(breast_cancer(), val_fraction=0.2, test_fraction=0.2)
+    x, y = data.splits["train"]
+    data.sample_for_evaluation("train", "auto")  # as many rows as val
+    (first,) = list(data.batches("train", None))
+    again = torch.cat([rows for rows, _ in data.batches("train", 7)])
+    assert len(first[0]) == data.size("val") < data.size("train")
+    assert torch.equal(first[0], again) and torch.equal(first[0], x[data.evaluation_rows["train"]])
+    assert len({tuple(row.tolist()) for row in first[0]}) == len(first[0])  # distinct rows of the split
+    shuffled = torch.cat([rows for rows, _ in data.batches("train", 64, shuffle_seed=3)])
+    assert len(shuffled) == data.size("train")  # training batches draw from every row
+    data.sample_for_evaluation("train", 10)
+    assert len(next(data.batches("train", None))[0]) == 10
+    for everything in ("all", data.size("train")):
+        data.sample_for_evaluation("train", everything)
+        assert torch.equal(next(data.batches("train", None))[0], x)
+    no_val = DataModule(breast_cancer())
+    no_val.sample_for_evaluation("train", "auto")
+    assert len(next(no_val.batches("train", None))[0]) == no_val.size("train")

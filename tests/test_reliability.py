@@ -208,6 +208,7 @@ def test_wrong_types_and_ranges_name_the_key(tmp_path):
         ("trainer.max_epochs=abc", r"^trainer\.max_epochs='abc': must be a positive integer or null$"),
         ("trainer.checkpoint_every_n_steps=0", r"^trainer\.checkpoint_every_n_steps=0: must be a positive integer or null$"),
         ("trainer.on_nonfinite_loss=ignore", r"^trainer\.on_nonfinite_loss='ignore': must be one of stop, skip$"),
+        ("trainer.train_eval_rows=0", r"^trainer\.train_eval_rows=0: must be a positive integer or one of auto, all$"),
     ]:
         with pytest.raises(UserError, match=message):
             run_training(tmp_path, override, "logger=none")

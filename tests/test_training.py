@@ -50,6 +50,16 @@ def test_a_tiny_batch_is_overfit(tmp_path):
     assert metrics["train/loss"] < 1e-3 and metrics["train/acc"] == 1.0
 
 
+def test_train_metrics_on_a_sample_change_what_is_measured_never_what_is_trained(tmp_path):
+    digits = ["data=digits", "model=mlp", "optimizer=minibatch", "trainer.max_steps=60", "logger=none"]
+    sampled = run_training(tmp_path / "auto", *digits)
+    everything = run_training(tmp_path / "all", *digits, "trainer.train_eval_rows=all")
+    counted = run_training(tmp_path / "count", *digits, "trainer.train_eval_rows=100000")
+    assert sampled["val/loss"] == everything["val/loss"] and sampled["train/step_loss"] == everything["train/step_loss"]
+    assert sampled["train/loss"] != everything["train/loss"]
+    assert counted["train/loss"] == everything["train/loss"]
+
+
 def test_same_seed_same_numbers(tmp_path):
     args = ["data=moons", "model=mlp", "optimizer=minibatch", "model.dropout=0.2", "trainer.max_steps=200", *QUIET]
     first = run_training(tmp_path / "a", *args)

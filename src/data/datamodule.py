@@ -89,6 +89,8 @@ class DataModule:
         self.splits: dict[str, Batch] = {name: self._tensors(x, y) for name, (x, y) in parts.items()}
         #: Applied to each shuffled training batch: fn(pictures, generator) -> pictures (``augment.py``).
         self.augment: Callable[[Tensor, torch.Generator], Tensor] | None = None
+        #: The rows evaluated in place of a whole split (``sample_for_evaluation``): split → row indices.
+        self.evaluation_rows: dict[str, Tensor] = {}
 
     def _tensors(self, x: np.ndarray, y: np.ndarray) -> Batch:
         features = torch.as_tensor(x, dtype=torch.float32)
@@ -130,8 +132,19 @@ class DataModule:
             for name, (x, y) in self.splits.items()
         }
 
+    def sample_for_evaluation(self, split: str, rows: int | str) -> None:
+        """Evaluate ``split`` (its unshuffled batches) on a fixed sample of ``rows`` of its rows, drawn once and
+        the same for every seed and every check; ``auto``: as many rows as the validation split holds (the
+        same precision as the metrics it is compared with), ``all``: every row."""
+        if rows == "auto":
+            rows = self.size("val") if "val" in self.splits else "all"
+        if rows == "all" or rows >= self.size(split):
+            self.evaluation_rows.pop(split, None)
+            return
+        self.evaluation_rows[split] = _order(self.size(split), seed=0)[:rows].sort().values
+
     def size(self, split: str) -> int:
-        return len(self.splits[split][1])
+        return self.splits[split][1].shape[0]  # len() of a tensor costs ~2 µs of Python, every step
 
     def steps_per_epoch(self, batch_size: int | None) -> int:
         n = self.size("train")
@@ -177,7 +190,10 @@ class DataModule:
     ) -> Iterator[tuple[Tensor, Tensor, list[tuple[int, int]]]]:
         """Batches where the split lives, each with the (order seed, first row) of its random draws, per member."""
         x, y = self.splits[split]
-        n = len(y)
+        if shuffle_seed is None and split in self.evaluation_rows:
+            index = self.evaluation_rows[split].to(x.device)
+            x, y = _rows(x, index), _rows(y, index)
+        n = y.shape[0]
         rank, world = shard
         whole = batch_size is None or batch_size >= n
         if own_rows:
@@ -200,7 +216,7 @@ class DataModule:
     def _shared_batches(
         x: Tensor, y: Tensor, batch_size: int | None, shuffle_seed: int | None, skip: int, shard: tuple[int, int]
     ) -> Iterator[Batch]:
-        n = len(y)
+        n = y.shape[0]
         rank, world = shard
         if batch_size is None or batch_size >= n:
             if skip == 0:

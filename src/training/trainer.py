@@ -29,7 +29,7 @@ from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
 from src.training.divergence import step_loss_windows, stop_if_diverged
 from src.training.device import PRECISIONS, precision_tools, resolve_device, to_channels_last
-from src.training.gradients import Backward
+from src.training.gradients import backward_pass
 from src.training.logger import Logger
 from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
 from src.training.monitor import Monitor
@@ -55,6 +55,7 @@ class Trainer:
         "accumulate_grad_batches": positive_int,
         "val_every_n_epochs": positive_int | auto,
         "eval_batch_size": positive_int,
+        "train_eval_rows": positive_int | one_of("auto", "all"),
         "mode": one_of("auto", "min", "max"),
         "patience": positive_int | null,
         "min_delta": number(0),
@@ -85,6 +86,7 @@ class Trainer:
         seeds: int | list[int] = 1,
         val_every_n_epochs: int | str = "auto",
         eval_batch_size: int = 4096,
+        train_eval_rows: int | str = "auto",
         monitor: str = "auto",
         mode: str = "auto",
         patience: int | None = None,
@@ -111,7 +113,7 @@ class Trainer:
         self.device = resolve_device(device)
         self.precision = str(precision)
         self.autocast, self.scaler = precision_tools(self.precision, self.device)
-        self.gradient_clip_val, self.eval_batch_size = gradient_clip_val, eval_batch_size
+        self.gradient_clip_val, self.eval_batch_size, self.train_eval_rows = gradient_clip_val, eval_batch_size, train_eval_rows
         self.accumulate = accumulate_grad_batches
         self.seeds = member_seeds(seed, seeds)
         self.val_every_n_epochs = val_every_n_epochs
@@ -148,6 +150,7 @@ class Trainer:
             raise ConfigError("trainer.seeds", self.seeds, f"the model was built with {self.members} member(s)")
         self.view = task.solo_view()  # plain outputs, for pictures and the graph: the members' ensemble
         self.data = data.to(self.device)
+        data.sample_for_evaluation("train", self.train_eval_rows)
         if self.channels_last:
             to_channels_last(task)
             data.to_channels_last()
@@ -156,7 +159,7 @@ class Trainer:
         # An accumulated step takes one batch `accumulate` times as large and goes through it in parts.
         self.batch_size = batch_size * self.accumulate if batch_size else None
         part_size = (batch_size or -(-len(data.splits["train"][1]) // self.accumulate)) if self.accumulate > 1 else None
-        self.backward = Backward(distributed.step_loss(task, self.world_size), task, self.autocast, self.scaler, part_size)
+        self.backward = backward_pass(distributed.step_loss(task, self.world_size), task, self.autocast, self.scaler, part_size)
         self.config = config or {}
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
         self.optimizers = task.configure_optimizers(make_optimizer)
@@ -219,7 +222,7 @@ class Trainer:
         self.window_start = state.step - len(recorded[order[0]]) // order.count(order[0])
         skip_nonfinite, every_n_steps = self.skip_nonfinite, self.checkpoint_every_n_steps
         shard, clip = (self.rank, self.world_size), self.gradient_clip_val
-        stacked = self.members > 1
+        stacked, first_seed = self.members > 1, self.seeds[0]
         clip_grad_norm = clip_grad_norm_per_member if stacked else torch.nn.utils.clip_grad_norm_
         scaler, hooks = self.scaler, self.hooks
         backward = self.backward
@@ -233,8 +236,7 @@ class Trainer:
             for hook in hooks["on_epoch_start"]:
                 hook(self)
             # Each epoch's order comes from (seed, epoch): a resumed epoch replays it and skips what was done.
-            epoch_seeds = [seed * 1_000_003 + state.epoch for seed in self.seeds]
-            epoch_seed = epoch_seeds if stacked else epoch_seeds[0]
+            epoch_seed = [seed * 1_000_003 + state.epoch for seed in self.seeds] if stacked else first_seed * 1_000_003 + state.epoch
             for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch, shard=shard):
                 for index in order:
                     optimizer = self.optimizers[index]

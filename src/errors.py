@@ -90,6 +90,7 @@ def number(low: float = -math.inf, high: float = math.inf, low_open: bool = Fals
 
 integer = Rule(_is_int, "an integer")
 positive_int = Rule(lambda value: _is_int(value) and value >= 1, "a positive integer")
+non_negative_int = Rule(lambda value: _is_int(value) and value >= 0, "a non-negative integer")
 positive_number = number(0, low_open=True)
 null = Rule(lambda value: value is None, "null")
 auto = Rule(lambda value: value == "auto", "auto")

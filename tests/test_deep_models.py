@@ -1,9 +1,11 @@
 """CNN, RNN and GAN: shapes, composition with activations and optimizers, learning, GAN metrics."""
 
+import json
 import re
 
 import pytest
 import torch
+import yaml
 
 from src import REPO_ROOT
 from src.errors import UserError
@@ -11,7 +13,7 @@ from src.models.cnn import CNN
 from src.models.gan import GAN
 from src.models.rnn import RNN
 from src.tasks.adversarial import mode_metrics
-from tests.conftest import run_training
+from tests.conftest import run_cli, run_training
 
 ACTIVATIONS = sorted(path.stem for path in (REPO_ROOT / "conf" / "activation").glob("*.yaml"))
 OPTIMIZERS = sorted(path.stem for path in (REPO_ROOT / "conf" / "optimizer").glob("*.yaml"))
@@ -144,6 +146,22 @@ def test_a_packing_discriminator_judges_consecutive_samples_together():
     assert torch.allclose(packed.discriminator(samples[:2]), judge(samples[[0, 1, 0]].reshape(1, 6)))  # too few: cycled
     images = GAN((1, 4, 4), 1, torch.nn.ReLU, discriminator_hidden=[8], pack=2)
     assert images.discriminator(torch.randn(3, 5, 1, 4, 4)).shape == (3, 2, 1)  # leading dimensions kept (stacked members)
+
+
+@pytest.mark.slow
+def test_one_multirun_gives_the_packing_row_for_each_pack(tmp_path):
+    """The README's `-m model.pack=1,2,3,4 experiment=gan_grid` (here with small networks and few steps)."""
+    result = run_cli("src.train", "-m", "experiment=gan_grid", "model.pack=1,2,3,4", "model.generator_hidden=[16]",
+                     "model.discriminator_hidden=[16]", "task.eval_samples=100", "trainer.max_epochs=null", "trainer.max_steps=4",
+                     "logger=none", f"paths.log_dir={tmp_path}", timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    packs = {}
+    for job in tmp_path.rglob("metrics.json"):
+        config = yaml.safe_load((job.parent / "config.yaml").read_text())
+        packs[config["model"]["pack"]] = json.loads(job.read_text())
+    assert sorted(packs) == [1, 2, 3, 4]
+    for metrics in packs.values():
+        assert {"val/modes_covered", "val/high_quality", "val/reverse_kl"} <= set(metrics) and metrics["step"] == 4
 
 
 def test_the_loop_has_no_model_specific_branch():

@@ -243,3 +243,11 @@ def test_event_checksums_match_tensorboards_own():
     for size in (0, 1, 12, 1000):
         data = os.urandom(size)
         assert _masked_crc32c(data) == masked_crc32c(data)
+
+
+def test_zero_means_no_pictures_and_no_histograms_at_all(tmp_path):
+    run_training(tmp_path, "trainer.max_steps=200", "logger=tensorboard", "logger.tensorboard.histogram_every_n_checks=0",
+                 "logger.tensorboard.figures_every_n_checks=0")
+    tags = read_events(tmp_path).Tags()
+    assert "train/loss" in tags["scalars"] and tags["graph"]
+    assert tags["images"] == [] and tags["histograms"] == []

@@ -22,7 +22,7 @@ from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 
 from src import REPO_ROOT
-from src.errors import Rule, boolean, check_arguments, null, positive_int
+from src.errors import Rule, boolean, check_arguments, non_negative_int, null
 from src.run_log import log
 
 
@@ -123,8 +123,8 @@ class TensorBoardLogger:
     """Implements ``src.training.logger.Logger``."""
 
     RULES: dict[str, Rule] = {
-        "histogram_every_n_checks": positive_int | null,
-        "figures_every_n_checks": positive_int | null,
+        "histogram_every_n_checks": non_negative_int | null,  # 0: never; null: at step 0 and at the end only
+        "figures_every_n_checks": non_negative_int | null,
         "graph": boolean,
     }
 

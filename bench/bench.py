@@ -109,6 +109,8 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
         if steps >= max_steps:
             break
     model.eval()
+    data.sample_for_evaluation("train", cfg.trainer.train_eval_rows)  # the rows the framework's train/loss is scored on
+    x, y = next(data.batches("train", None))
     with torch.no_grad():
         out = model(x)
         final = loss_fn(out.squeeze(-1) if data.num_classes == 2 else out, y).item()

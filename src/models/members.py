@@ -79,15 +79,11 @@ class StackedLinear(nn.Module):
         self.bias = _stacked([layer.bias for layer in layers]) if layers[0].bias is not None else None
 
     def forward(self, x: Tensor) -> Tensor:
-        weight, bias = self.weight, self.bias
-        out = weight.shape[1]
-        padding = -out % 16 if out % 16 >= 8 else 0
-        if padding:
-            # CPU batched matmuls are 2–3× slower for 8 to 15 outputs than for 16: compute zero rows, drop them.
-            weight = F.pad(weight, (0, 0, 0, padding))
-            bias = None if bias is None else F.pad(bias, (0, padding))
-        y = torch.bmm(x, weight.transpose(1, 2)) if bias is None else torch.baddbmm(bias.unsqueeze(1), x, weight.transpose(1, 2))
-        return y[..., :out] if padding else y
+        # As (W xᵀ)ᵀ: on a CPU the batched matmuls forward and backward run 15–25% faster than x Wᵀ (2–3× for
+        # 8 to 15 outputs, the logits), and the next layer's xᵀ of this transposed view is contiguous again.
+        xt = x.mT
+        y = torch.bmm(self.weight, xt) if self.bias is None else torch.baddbmm(self.bias.unsqueeze(2), self.weight, xt)
+        return y.mT
 
 
 class StackedConv2d(nn.Module):

@@ -226,7 +226,7 @@ def test_a_checkpoint_of_another_kind_of_run_is_refused_before_the_first_step(tm
         (["data=digits", "data.layout=sequence", "model=rnn", "model.bidirectional=0"], "model RNN does not fit data digits (inputs of shape (8, 8)): TypeError: lstm() received an invalid combination of arguments"),
         (["data=grid", "model=gan", "data.std=1e39"], "data.std=1e+39: must be a number in [0, 1e+06]"),
         (["optimizer=adam", "optimizer.lr=3e37"], "optimizer.lr=3e+37: must be a number in (0, 1e+06]"),
-        (["logger=tensorboard", "logger.tensorboard.histogram_every_n_checks=abc"], "logger.tensorboard.histogram_every_n_checks='abc': must be a positive integer or null"),
+        (["logger=tensorboard", "logger.tensorboard.histogram_every_n_checks=abc"], "logger.tensorboard.histogram_every_n_checks='abc': must be a non-negative integer or null"),
     ],
 )
 def test_settings_torch_checks_late_or_never_are_refused_before_training(tmp_path, overrides, message):

@@ -6,9 +6,9 @@ import functools
 import io
 import threading
 import warnings
-from unittest import mock
 from pathlib import Path
 from typing import Any, Callable
+from unittest import mock
 
 import google_crc32c
 import torch

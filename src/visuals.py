@@ -56,14 +56,19 @@ def confusion_matrix_image(matrix: Tensor, class_names: list[str], cell: int = 4
     return _tensor(image)
 
 
+def pil_image(picture: Tensor):
+    """A [C, H, W] picture with values in [0, 1] as a PIL image: grey for one channel, else RGB(A)."""
+    from PIL import Image  # only runs that draw pictures pay for the import
+
+    pixels = picture.detach().cpu().clamp(0, 1).mul(255).round().to(torch.uint8)
+    return Image.fromarray((pixels[0] if pixels.shape[0] == 1 else pixels.permute(1, 2, 0)).numpy())
+
+
 def _drawable(canvas: Tensor | tuple[int, int]):
     """A PIL image of a CHW tensor in [0, 1] (or a white one of this width and height) and a pen on it."""
-    from PIL import Image, ImageDraw  # only runs that draw pictures pay for the import
+    from PIL import Image, ImageDraw
 
-    if isinstance(canvas, tuple):
-        image = Image.new("RGB", canvas, "white")
-    else:
-        image = Image.fromarray((canvas.permute(1, 2, 0).clamp(0, 1) * 255).round().byte().numpy())
+    image = Image.new("RGB", canvas, "white") if isinstance(canvas, tuple) else pil_image(canvas)
     return image, ImageDraw.Draw(image)
 
 

@@ -141,7 +141,8 @@ class DataModule:
         if rows == "all" or rows >= self.size(split):
             self.evaluation_rows.pop(split, None)
             return
-        self.evaluation_rows[split] = _order(self.size(split), seed=0)[:rows].sort().values
+        x = self.splits[split][0]
+        self.evaluation_rows[split] = _order(self.size(split), seed=0)[:rows].sort().values.to(x.device)  # where the split lives
 
     def size(self, split: str) -> int:
         return self.splits[split][1].shape[0]  # len() of a tensor costs ~2 µs of Python, every step
@@ -191,7 +192,7 @@ class DataModule:
         """Batches where the split lives, each with the (order seed, first row) of its random draws, per member."""
         x, y = self.splits[split]
         if shuffle_seed is None and split in self.evaluation_rows:
-            index = self.evaluation_rows[split].to(x.device)
+            index = self.evaluation_rows[split].to(x.device)  # already there, unless the splits moved since
             x, y = _rows(x, index), _rows(y, index)
         n = y.shape[0]
         rank, world = shard

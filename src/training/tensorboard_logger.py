@@ -14,7 +14,6 @@ import google_crc32c
 import torch
 import yaml
 from omegaconf import OmegaConf
-from PIL import Image
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer import record_writer
 from torch import Tensor, nn
@@ -24,6 +23,7 @@ from torch.utils.tensorboard.summary import hparams as hparams_summary
 from src import REPO_ROOT
 from src.errors import Rule, boolean, check_arguments, non_negative_int, null
 from src.run_log import log
+from src.visuals import pil_image
 
 
 def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -213,9 +213,8 @@ class TensorBoardLogger:
 def _png(tag: str, image: Tensor) -> Summary:
     """A [C, H, W] picture with values in [0, 1], as a PNG compressed at zlib's level 1. TensorBoard's
     add_image goes through float64 arrays and level 6: 3x the time, for files ~15% smaller."""
-    pixels = image.detach().mul(255).round_().clamp_(0, 255).to(torch.uint8).cpu()
-    channels, height, width = pixels.shape
+    channels, height, width = image.shape
     buffer = io.BytesIO()
-    Image.fromarray((pixels[0] if channels == 1 else pixels.permute(1, 2, 0)).numpy()).save(buffer, format="PNG", compress_level=1)
+    pil_image(image).save(buffer, format="PNG", compress_level=1)
     encoded = Summary.Image(height=height, width=width, colorspace=channels, encoded_image_string=buffer.getvalue())
     return Summary(value=[Summary.Value(tag=tag, image=encoded)])

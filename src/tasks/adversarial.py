@@ -13,7 +13,7 @@ from torch import nn
 from src import visuals
 from src.data.datamodule import Batch
 from src.data.spec import DataSpec
-from src.errors import ConfigError, check, positive_int
+from src.errors import ConfigError, check, number, positive_int
 from src.tasks.task import ModelFactory, OptimizerFactory, Task, Visual
 
 DISCRIMINATOR, GENERATOR = 0, 1
@@ -51,6 +51,7 @@ class Adversarial(Task):
         discriminator_steps: int = 1,
         generator_steps: int = 1,
         eval_samples: int = 2500,
+        r1_gamma: float = 0.0,
     ) -> None:
         super().__init__(model, spec)
         if not hasattr(self.model, "generator") or not hasattr(self.model, "discriminator"):
@@ -58,6 +59,7 @@ class Adversarial(Task):
         steps = (check("task.discriminator_steps", discriminator_steps, positive_int), check("task.generator_steps", generator_steps, positive_int))
         self.optimizer_order = (DISCRIMINATOR,) * steps[0] + (GENERATOR,) * steps[1]
         self.eval_samples = check("task.eval_samples", eval_samples, positive_int)
+        self.r1_gamma = check("task.r1_gamma", r1_gamma, number(0, 1e6))
         info = spec.info if spec is not None else {}
         modes = info.get("modes")  # a mixture's centres: the samples' quality and coverage are measured against them
         self.register_buffer("modes", None if modes is None else torch.as_tensor(modes, dtype=torch.float32), persistent=False)
@@ -81,17 +83,28 @@ class Adversarial(Task):
         return torch.stack([torch.randn(n, self.model.latent_dim, generator=g) for g in self.generators]).to(device)
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
-        real = batch[0]
-        fake = self.model.generator(self.latent(self.rows(batch)))
+        latent = self.latent(self.rows(batch))
         if optimizer_index == GENERATOR:
-            return self._generator_loss(fake)
-        return self._discriminator_loss(real, fake.detach())
+            return self._generator_loss(self.model.generator(latent))
+        with torch.no_grad():  # the discriminator's turn: no graph through the generator
+            fake = self.model.generator(latent)
+        return self._discriminator_loss(batch[0], fake, penalize=self.r1_gamma > 0)
 
-    def _discriminator_loss(self, real: Tensor, fake: Tensor) -> Tensor:
-        """-log D(x) - log(1 - D(G(z)))."""
+    def _discriminator_loss(self, real: Tensor, fake: Tensor, penalize: bool = False) -> Tensor:
+        """-log D(x) - log(1 - D(G(z))), plus with ``penalize`` the R1 penalty γ/2 · E‖∇ₓD(x)‖² on the
+        real samples (Mescheder et al., 2018): it keeps the discriminator flat on the data, which lets
+        the generator settle on the modes instead of circling them."""
+        if penalize:
+            real = real.detach().requires_grad_(True)
         real_score, fake_score = self.model.discriminator(real), self.model.discriminator(fake)
         bce = F.binary_cross_entropy_with_logits
-        return self.batch_mean(bce, real_score, torch.ones_like(real_score)) + self.batch_mean(bce, fake_score, torch.zeros_like(fake_score))
+        loss = self.batch_mean(bce, real_score, torch.ones_like(real_score)) + self.batch_mean(bce, fake_score, torch.zeros_like(fake_score))
+        if not penalize:
+            return loss
+        (gradient,) = torch.autograd.grad(real_score.sum(), real, create_graph=True)
+        verdicts = real_score.shape[-2]  # per member: a packing discriminator gives one per pack
+        squared_norms = gradient.pow(2).flatten(-1 - len(self.model.sample_shape)).sum(-1) / verdicts
+        return loss + self.r1_gamma / 2 * squared_norms
 
     def _generator_loss(self, fake: Tensor) -> Tensor:
         """Non-saturating: -log D(G(z)), which still has gradient when D rejects every fake."""

@@ -49,9 +49,10 @@ def test_rnn_sine_forecast(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.heavy  # 90 s here: the whole 150-epoch experiment
+@pytest.mark.heavy  # ~3 minutes here: the whole 250-epoch experiment
 def test_gan_ring(tmp_path):
     metrics, events = finish(tmp_path, "gan_ring")
-    assert metrics["val/modes_covered"] >= 7 and metrics["val/high_quality"] >= 0.80
+    # Seed 42 reached 8 modes, 95.0% and reverse KL 0.002 in study 07 (10 seeds: 87–95% high quality).
+    assert metrics["val/modes_covered"] == 8 and metrics["val/high_quality"] >= 0.90 and metrics["val/reverse_kl"] <= 0.05
     assert len(events.Images("samples/generated_vs_real")) >= 3
     assert len(events.Scalars("val/modes_covered")) >= 10

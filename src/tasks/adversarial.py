@@ -92,8 +92,8 @@ class Adversarial(Task):
 
     def _discriminator_loss(self, real: Tensor, fake: Tensor, penalize: bool = False) -> Tensor:
         """-log D(x) - log(1 - D(G(z))), plus with ``penalize`` the R1 penalty γ/2 · E‖∇ₓD(x)‖² on the
-        real samples (Mescheder et al., 2018): it keeps the discriminator flat on the data, which lets
-        the generator settle on the modes instead of circling them."""
+        real samples (Mescheder et al., 2018), which keeps the discriminator flat on the data so that the
+        two networks converge instead of circling the equilibrium."""
         if penalize:
             real = real.detach().requires_grad_(True)
         real_score, fake_score = self.model.discriminator(real), self.model.discriminator(fake)

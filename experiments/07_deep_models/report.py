@@ -99,7 +99,7 @@ def packing_section(pack_runs: list) -> list[str]:
         "100,000 points in batches of 100 (some 400,000 steps) at 1e-4 (β1 0.8), a batch-norm generator and a maxout "
         "discriminator. A packed discriminator gets m times fewer verdicts per batch. The samples that miss lie on thin "
         "bridges between neighbouring modes (the pictures above): the generator maps one connected latent plane onto "
-        "separate modes, and the bridges thin out only as it grows steeper, with training.",
+        "separate modes.",
     ]
 
 

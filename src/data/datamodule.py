@@ -107,6 +107,7 @@ class DataModule:
         self.resident = self.on_device(device) or device.type == "cpu"
         if self.resident:
             self.splits = {name: (x.to(device), y.to(device)) for name, (x, y) in self.splits.items()}
+            self.evaluation_rows = {name: rows.to(device) for name, rows in self.evaluation_rows.items()}
         elif device.type == "cuda":  # pinned: each batch's copy to the GPU runs beside the computation
             self.splits = {name: (x.pin_memory(), y.pin_memory()) for name, (x, y) in self.splits.items()}
         return self
@@ -192,7 +193,7 @@ class DataModule:
         """Batches where the split lives, each with the (order seed, first row) of its random draws, per member."""
         x, y = self.splits[split]
         if shuffle_seed is None and split in self.evaluation_rows:
-            index = self.evaluation_rows[split].to(x.device)  # already there, unless the splits moved since
+            index = self.evaluation_rows[split]
             x, y = _rows(x, index), _rows(y, index)
         n = y.shape[0]
         rank, world = shard

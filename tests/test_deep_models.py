@@ -53,6 +53,14 @@ def test_gan_shapes():
     assert gan.discriminator(images).shape == (4, 1)
 
 
+def test_the_generator_may_have_its_own_activation(tmp_path):
+    gan = GAN((2,), 1, torch.nn.LeakyReLU, generator_activation=torch.nn.ReLU)
+    activations = {name: {type(m) for m in part.modules()} & {torch.nn.ReLU, torch.nn.LeakyReLU} for name, part in gan.named_children()}
+    assert activations == {"generator": {torch.nn.ReLU}, "discriminator": {torch.nn.LeakyReLU}}
+    with pytest.raises(UserError, match=r"unexpected keyword argument .nope.*full_key: model"):
+        run_training(tmp_path, *FAMILIES["gan"], "model.generator_activation={_target_: torch.nn.ReLU, _partial_: true, nope: 1}", *ONE_STEP)
+
+
 @pytest.mark.parametrize("family", ["cnn", "gan"])
 @pytest.mark.parametrize("activation", ACTIVATIONS)
 def test_family_composes_with_every_activation(tmp_path, family, activation):
@@ -78,7 +86,8 @@ def test_a_few_steps_reduce_the_loss(tmp_path, family):
 
 def test_gan_steps_move_the_generator_towards_the_data(tmp_path):
     args = ["experiment=gan_ring", "logger=none", "data.n_samples=2000", "scheduler=none",
-            "optimizer.lr=0.0003", "task.r1_gamma=0"]  # the early phase is quicker without R1 and at a lower rate
+            "optimizer.lr=0.0003", "task.r1_gamma=0", "model.generator_activation=null", "callbacks=none"]
+    # the early phase is quicker without R1, at a lower rate and with a leaky generator
     start = run_training(tmp_path / "start", *args, "trainer.max_steps=1")
     later = run_training(tmp_path / "later", *args, "trainer.max_steps=400")
     assert start["val/modes_covered"] <= 2

@@ -13,7 +13,10 @@ from src.models.mlp import MLP
 
 
 class GAN(nn.Module):
-    """``generator``: latent z → a sample shaped like the data; ``discriminator``: sample → real/fake logit."""
+    """``generator``: latent z → a sample shaped like the data; ``discriminator``: sample → real/fake logit.
+
+    Both use ``activation`` unless the generator is given its own (``generator_activation``).
+    """
 
     stackable = True  # forward works on any leading dimensions: seeds can train as one stacked model
 
@@ -28,13 +31,14 @@ class GAN(nn.Module):
         output_activation: str | None = None,
         init: str = "default",
         pack: int = 1,
+        generator_activation: Callable[[], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         check("model.pack", pack, count(1, 64))
         self.latent_dim, self.pack = latent_dim, pack
         self.sample_shape = tuple(input_shape)
         generator: list[nn.Module] = [
-            MLP((latent_dim,), math.prod(input_shape), list(generator_hidden), activation, init=init)
+            MLP((latent_dim,), math.prod(input_shape), list(generator_hidden), generator_activation or activation, init=init)
         ]
         if output_activation == "tanh":
             generator.append(nn.Tanh())

@@ -68,10 +68,12 @@ def packing_section(pack_runs: list) -> list[str]:
         ours = sorted((run for run in pack_runs if run.config["data"]["_target_"].endswith(data)), key=lambda run: run.get("model.pack"))
         for run in ours:
             pack = run.get("model.pack")
-            rows.append([data, f"ours: {'GAN' if pack == 1 else f'PacGAN{pack}'} ({len(run.per_seed)} seeds)",
-                         mean_and_error(run.values("val/modes_covered"), form=".1f"),
-                         mean_and_error(run.values("val/high_quality"), 100, ".1f"),
-                         mean_and_error(run.values("val/reverse_kl"), form=".3f")])
+            for weights, prefix in (("", "val/"), (", EMA of the weights", "val/ema/")):
+                if f"{prefix}high_quality" in run.metrics:
+                    rows.append([data, f"ours: {'GAN' if pack == 1 else f'PacGAN{pack}'}{weights} ({len(run.per_seed)} seeds)",
+                                 mean_and_error(run.values(f"{prefix}modes_covered"), form=".1f"),
+                                 mean_and_error(run.values(f"{prefix}high_quality"), 100, ".1f"),
+                                 mean_and_error(run.values(f"{prefix}reverse_kl"), form=".3f")])
         rows += [[data, f"paper: {name}", modes, quality, kl] for name, modes, quality, kl in PUBLISHED[data]]
     first = pack_runs[0]
     epochs = sorted({str(run.get("trainer.max_epochs")) for run in pack_runs})
@@ -84,7 +86,7 @@ def packing_section(pack_runs: list) -> list[str]:
         low = sum(value < total / 2 for value in run.values("val/modes_covered"))
         collapsed.append(f"{run.config['data']['_target_'].rsplit('.', 1)[-1]}, pack {run.get('model.pack')}: {low} of {len(run.per_seed)}")
     return [
-        "## Packing against mode collapse (PacGAN)",
+        "## Against the PacGAN paper (packing against mode collapse)",
         "`model.pack=m`: the discriminator judges m samples side by side. gan_ring's settings on "
         "the ring (ours has radius 2 and std 0.02: the paper's scaled by 2) and the grid; 2,500 samples from a "
         "fixed latent draw at the end; mean ± standard error over the seeds, as the paper reports (its Table 1 "
@@ -95,7 +97,12 @@ def packing_section(pack_runs: list) -> list[str]:
         f"Our runs: {' or '.join(steps)} steps of batch {first.get('optimizer.batch_size')} ({' or '.join(epochs)} "
         f"epochs of {' or '.join(points)} points; {len(first.members())} seeds trained together in "
         f"{minutes[0]:.0f}–{minutes[-1]:.0f} minutes here), Adam at {first.get('optimizer.lr')} (β1 {first.get('optimizer.betas')[0]}) decayed by a "
-        f"cosine to 0, and the R1 penalty (γ = {first.get('task.r1_gamma')}) on the discriminator. The paper's: 400 epochs of "
+        f"cosine to 0, the R1 penalty (γ = {first.get('task.r1_gamma')}) on the discriminator, the generator's activation "
+        f"{(first.config['model'].get('generator_activation') or first.config['activation'])['_target_'].rsplit('.', 1)[-1]} beside the "
+        f"discriminator's {first.config['activation']['_target_'].rsplit('.', 1)[-1]}"
+        + (f", and an exponential moving average of the weights (decay {ema['decay']}) scored beside them (the EMA rows)"
+           if (ema := (first.config.get('callbacks') or {}).get('ema')) else "")
+        + ". The paper's: 400 epochs of "
         "100,000 points in batches of 100 (some 400,000 steps) at 1e-4 (β1 0.8), a batch-norm generator and a maxout "
         "discriminator. A packed discriminator gets m times fewer verdicts per batch. The samples that miss lie on thin "
         "bridges between neighbouring modes (the pictures above): the generator maps one connected latent plane onto "
@@ -157,11 +164,14 @@ def main() -> None:
         run = next((run for run in pack_runs if run.config["data"]["_target_"].endswith(data) and run.get("model.pack") == 1), None)
         if run is None:
             continue
-        for metric, target in zip(("val/modes_covered", "val/high_quality", "val/reverse_kl"), targets):
-            rows.append([f"GAN, {data}", metric, run.spread(metric), target])
+        for prefix in ("val/", "val/ema/"):
+            for metric, target in zip(("modes_covered", "high_quality", "reverse_kl"), targets):
+                if prefix + metric in run.metrics:
+                    rows.append([f"GAN, {data}", prefix + metric, run.spread(prefix + metric), target])
         sections += [
             f"## GAN on the {data}",
-            curves(run, ["val/high_quality"], f"gan_{data}_quality") + "\n\n" + curves(run, ["val/reverse_kl"], f"gan_{data}_reverse_kl", log=True),
+            curves(run, [tag for tag in ("val/high_quality", "val/ema/high_quality") if tag in run.metrics], f"gan_{data}_quality") + "\n\n"
+            + curves(run, [tag for tag in ("val/reverse_kl", "val/ema/reverse_kl") if tag in run.metrics], f"gan_{data}_reverse_kl", log=True),
             "Generated (blue) against real (red) points over training, first seed:",
             over_training(run, "samples/generated_vs_real", f"gan_{data}_samples"),
         ]

@@ -80,6 +80,8 @@ def packing_section(pack_runs: list) -> list[str]:
     steps = sorted({f"{run.metrics['step']:,}" for run in pack_runs})
     points = sorted({f"{run.get('data.n_samples'):,}" for run in pack_runs})
     minutes = sorted(training_seconds(run) / 60 for run in pack_runs)
+    ema = (first.config.get("callbacks") or {}).get("ema")
+    averaged = f", and an exponential moving average of the weights (decay {ema['decay']}) scored beside them (the EMA rows)" if ema else ""
     collapsed = []
     for run in sorted(pack_runs, key=lambda run: (run.config["data"]["_target_"], run.get("model.pack"))):
         total = run.config["data"].get("modes", 25)  # the ring says how many; the grid has 5 × 5
@@ -98,16 +100,18 @@ def packing_section(pack_runs: list) -> list[str]:
         f"epochs of {' or '.join(points)} points; {len(first.members())} seeds trained together in "
         f"{minutes[0]:.0f}–{minutes[-1]:.0f} minutes here), Adam at {first.get('optimizer.lr')} (β1 {first.get('optimizer.betas')[0]}) decayed by a "
         f"cosine to 0, the R1 penalty (γ = {first.get('task.r1_gamma')}) on the discriminator, the generator's activation "
-        f"{(first.config['model'].get('generator_activation') or first.config['activation'])['_target_'].rsplit('.', 1)[-1]} beside the "
-        f"discriminator's {first.config['activation']['_target_'].rsplit('.', 1)[-1]}"
-        + (f", and an exponential moving average of the weights (decay {ema['decay']}) scored beside them (the EMA rows)"
-           if (ema := (first.config.get('callbacks') or {}).get('ema')) else "")
-        + ". The paper's: 400 epochs of "
+        f"{class_name(first.config['model'].get('generator_activation') or first.config['activation'])} beside the "
+        f"discriminator's {class_name(first.config['activation'])}{averaged}. The paper's: 400 epochs of "
         "100,000 points in batches of 100 (some 400,000 steps) at 1e-4 (β1 0.8), a batch-norm generator and a maxout "
         "discriminator. A packed discriminator gets m times fewer verdicts per batch. The samples that miss lie on thin "
         "bridges between neighbouring modes (the pictures above): the generator maps one connected latent plane onto "
         "separate modes.",
     ]
+
+
+def class_name(option: dict) -> str:
+    """``torch.nn.ReLU`` of an option's ``_target_`` as ``ReLU``."""
+    return option["_target_"].rsplit(".", 1)[-1]
 
 
 def training_seconds(run) -> float:

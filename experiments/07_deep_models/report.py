@@ -68,12 +68,12 @@ def packing_section(pack_runs: list) -> list[str]:
         ours = sorted((run for run in pack_runs if run.config["data"]["_target_"].endswith(data)), key=lambda run: run.get("model.pack"))
         for run in ours:
             pack = run.get("model.pack")
-            for weights, prefix in (("", "val/"), (", EMA of the weights", "val/ema/")):
-                if f"{prefix}high_quality" in run.metrics:
-                    rows.append([data, f"ours: {'GAN' if pack == 1 else f'PacGAN{pack}'}{weights} ({len(run.per_seed)} seeds)",
-                                 mean_and_error(run.values(f"{prefix}modes_covered"), form=".1f"),
-                                 mean_and_error(run.values(f"{prefix}high_quality"), 100, ".1f"),
-                                 mean_and_error(run.values(f"{prefix}reverse_kl"), form=".3f")])
+            for prefix in scored_weights(run):
+                weights = ", EMA of the weights" if prefix == "val/ema/" else ""
+                rows.append([data, f"ours: {'GAN' if pack == 1 else f'PacGAN{pack}'}{weights} ({len(run.per_seed)} seeds)",
+                             mean_and_error(run.values(f"{prefix}modes_covered"), form=".1f"),
+                             mean_and_error(run.values(f"{prefix}high_quality"), 100, ".1f"),
+                             mean_and_error(run.values(f"{prefix}reverse_kl"), form=".3f")])
         rows += [[data, f"paper: {name}", modes, quality, kl] for name, modes, quality, kl in PUBLISHED[data]]
     first = pack_runs[0]
     epochs = sorted({str(run.get("trainer.max_epochs")) for run in pack_runs})
@@ -86,7 +86,7 @@ def packing_section(pack_runs: list) -> list[str]:
     for run in sorted(pack_runs, key=lambda run: (run.config["data"]["_target_"], run.get("model.pack"))):
         total = run.config["data"].get("modes", 25)  # the ring says how many; the grid has 5 × 5
         low = sum(value < total / 2 for value in run.values("val/modes_covered"))
-        collapsed.append(f"{run.config['data']['_target_'].rsplit('.', 1)[-1]}, pack {run.get('model.pack')}: {low} of {len(run.per_seed)}")
+        collapsed.append(f"{class_name(run.config['data'])}, pack {run.get('model.pack')}: {low} of {len(run.per_seed)}")
     return [
         "## Against the PacGAN paper (packing against mode collapse)",
         "`model.pack=m`: the discriminator judges m samples side by side. gan_ring's settings on "
@@ -107,6 +107,11 @@ def packing_section(pack_runs: list) -> list[str]:
         "bridges between neighbouring modes (the pictures above): the generator maps one connected latent plane onto "
         "separate modes.",
     ]
+
+
+def scored_weights(run) -> list[str]:
+    """The metric prefixes a GAN run was scored under: its weights (``val/``) and, with the EMA callback, their average."""
+    return [prefix for prefix in ("val/", "val/ema/") if f"{prefix}high_quality" in run.metrics]
 
 
 def class_name(option: dict) -> str:
@@ -168,14 +173,13 @@ def main() -> None:
         run = next((run for run in pack_runs if run.config["data"]["_target_"].endswith(data) and run.get("model.pack") == 1), None)
         if run is None:
             continue
-        for prefix in ("val/", "val/ema/"):
+        for prefix in scored_weights(run):
             for metric, target in zip(("modes_covered", "high_quality", "reverse_kl"), targets):
-                if prefix + metric in run.metrics:
-                    rows.append([f"GAN, {data}", prefix + metric, run.spread(prefix + metric), target])
+                rows.append([f"GAN, {data}", prefix + metric, run.spread(prefix + metric), target])
         sections += [
             f"## GAN on the {data}",
-            curves(run, [tag for tag in ("val/high_quality", "val/ema/high_quality") if tag in run.metrics], f"gan_{data}_quality") + "\n\n"
-            + curves(run, [tag for tag in ("val/reverse_kl", "val/ema/reverse_kl") if tag in run.metrics], f"gan_{data}_reverse_kl", log=True),
+            curves(run, [prefix + "high_quality" for prefix in scored_weights(run)], f"gan_{data}_quality") + "\n\n"
+            + curves(run, [prefix + "reverse_kl" for prefix in scored_weights(run)], f"gan_{data}_reverse_kl", log=True),
             "Generated (blue) against real (red) points over training, first seed:",
             over_training(run, "samples/generated_vs_real", f"gan_{data}_samples"),
         ]

@@ -83,6 +83,22 @@ def test_pictures_are_written_as_drawn_and_histograms_hold_every_value(tmp_path)
     assert histogram.histogram_value.max == pytest.approx(weights.weight.max().item())
 
 
+def test_histograms_match_tensorboards_own_buckets():
+    from torch.utils.tensorboard.summary import histogram
+
+    from src.training.tensorboard_logger import _histogram
+
+    for values in (torch.randn(3000), torch.full((5,), 2.0), torch.tensor([1.0, float("nan"), 3.0, float("inf")])):
+        ours = _histogram("w", values).value[0].histo
+        finite = values[values.isfinite()]
+        theirs = histogram("w", finite, bins=64).value[0].histo
+        assert list(ours.bucket) == list(theirs.bucket)
+        assert ours.bucket_limit == pytest.approx(list(theirs.bucket_limit), rel=1e-6)
+        assert (ours.min, ours.max, ours.num) == (theirs.min, theirs.max, theirs.num)
+        assert (ours.sum, ours.sum_squares) == pytest.approx((theirs.sum, theirs.sum_squares), rel=1e-5)
+    assert not _histogram("w", torch.tensor([float("nan")])).value
+
+
 def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import io
-import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -14,15 +13,17 @@ import google_crc32c
 import torch
 import yaml
 from omegaconf import OmegaConf
-from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.summary.writer import record_writer
 from torch import Tensor, nn
-from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard._pytorch_graph import graph as model_graph
 from torch.utils.tensorboard.summary import hparams as hparams_summary
+from torch.utils.tensorboard.summary import text
 
 from src import REPO_ROOT
 from src.errors import Rule, boolean, check_arguments, non_negative_int, null
 from src.run_log import log
+from src.training.event_file import EventFile
 from src.visuals import pil_image
 
 
@@ -77,24 +78,10 @@ def _option_defaults(choices: dict[str, str | None]) -> dict[str, Any]:
     return defaults
 
 
-def _quiet_event_writer_failures(previous: Callable) -> Callable:
-    """TensorBoard writes events on a thread of its own; when the disk is full it dies with a
-    traceback, and the logger reports the same error in one line. Keep the traceback away."""
-
-    def hook(args: threading.ExceptHookArgs) -> None:
-        if not (type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(args.exc_value, OSError)):
-            previous(args)
-
-    return hook
-
-
-threading.excepthook = _quiet_event_writer_failures(threading.excepthook)
-
-
 def _masked_crc32c(data: bytes) -> int:
     """The checksum each event record carries (TFRecord's masked CRC-32C), computed in C by google-crc32c.
-    TensorBoard's writer computes it in pure Python a byte at a time: 3.7 ms for a 26 kB picture, ~20 µs
-    for a scalar, on the writer's thread, which holds the GIL the training loop needs."""
+    TensorBoard's record writer computes it in pure Python a byte at a time: 3.7 ms for a 26 kB picture,
+    ~20 µs for a scalar."""
     crc = google_crc32c.value(data)
     return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
 
@@ -102,15 +89,18 @@ def _masked_crc32c(data: bytes) -> int:
 record_writer.masked_crc32c = _masked_crc32c
 
 
-def _until_the_disk_fails(method: Callable) -> Callable:
-    """An OSError (disk full, folder removed) stops the logging with one line; the training goes on."""
+def _written(method: Callable) -> Callable:
+    """What ``method`` adds reaches the disk when it returns (TensorBoard shows it at its next reload). An
+    OSError (disk full, folder removed) stops the logging with one line; the training goes on."""
 
     @functools.wraps(method)
     def guarded(self: "TensorBoardLogger", *args: Any, **kwargs: Any) -> Any:
         if self.failed:
             return None
         try:
-            return method(self, *args, **kwargs)
+            method(self, *args, **kwargs)
+            if self._events is not None:
+                self._events.flush()
         except OSError as error:
             self.failed = True
             log.warning(f"warning: cannot write TensorBoard events to {self.log_dir} ({error.strerror or error}); training goes on without them")
@@ -141,26 +131,23 @@ class TensorBoardLogger:
         self.figures_every_n_checks = figures_every_n_checks
         self.graph = graph
         self.failed = False
-        self._writer: SummaryWriter | None = None
+        self._events: EventFile | None = None
 
     @property
-    def writer(self) -> SummaryWriter:
-        if self._writer is None:  # opened on first use: a run that fails its checks leaves no empty event file
-            # A queue of 10 events (the default) hands each event to the writer's thread as it comes: ~100 µs
-            # a scalar in thread switches. The thread still writes each event as soon as it runs.
-            self._writer = SummaryWriter(log_dir=str(self.log_dir), max_queue=1000)
-        return self._writer
+    def events(self) -> EventFile:
+        if self._events is None:  # opened on first use: a run that fails its checks leaves no empty event file
+            self._events = EventFile(self.log_dir)
+        return self._events
 
     def member(self, name: str) -> "TensorBoardLogger":
         """A run of its own in a sub-folder (TensorBoard lists it as ``<run>/seed_7``): scalars only."""
         return TensorBoardLogger(self.log_dir / name, histogram_every_n_checks=None, figures_every_n_checks=None, graph=False)
 
-    @_until_the_disk_fails
+    @_written
     def log_scalars(self, metrics: dict[str, float], step: int) -> None:
-        for name, value in metrics.items():
-            self.writer.add_scalar(name, value, step)
+        self.events.add_scalars(metrics, step)
 
-    @_until_the_disk_fails
+    @_written
     def log_graph(self, model: nn.Module, example: Tensor) -> None:
         if not self.graph:
             return
@@ -169,27 +156,23 @@ class TensorBoardLogger:
         with warnings.catch_warnings(), mock.patch.object(torch.jit, "trace", unchecked_trace):
             warnings.simplefilter("ignore")  # the tracer's warnings say nothing to a user
             try:
-                self.writer.add_graph(model, example)
+                self.events.add_graph(*model_graph(model, example))
             except Exception as error:  # a model the tracer cannot follow still trains
                 log.info(f"note: no model graph in TensorBoard ({type(error).__name__}: {error})")
 
-    @_until_the_disk_fails
+    @_written
     def log_histograms(self, model: nn.Module, step: int) -> None:
         for name, parameter in model.named_parameters():
-            # 64 equal bins: the default "tensorflow" bins cost ~2 ms per tensor in Python, "auto" sorts the values
-            self.writer.add_histogram(f"weights/{name}", parameter.detach(), step, bins=64)
+            self.events.add_summary(_histogram(f"weights/{name}", parameter), step)
             if parameter.grad is not None:
-                self.writer.add_histogram(f"gradients/{name}", parameter.grad.detach(), step, bins=64)
+                self.events.add_summary(_histogram(f"gradients/{name}", parameter.grad), step)
 
-    @_until_the_disk_fails
+    @_written
     def log_visuals(self, visuals: dict[str, Tensor | str], step: int) -> None:
         for tag, visual in visuals.items():
-            if isinstance(visual, str):
-                self.writer.add_text(tag, visual, step)
-            else:
-                self.writer.file_writer.add_summary(_png(tag, visual), step)
+            self.events.add_summary(text(tag, visual) if isinstance(visual, str) else _png(tag, visual), step)
 
-    @_until_the_disk_fails
+    @_written
     def log_hparams(self, config: dict[str, Any], metrics: dict[str, float]) -> None:
         """This run's session only (its hyper-parameters and final metrics), in its own folder: TensorBoard
         derives the HParams columns from every run's sessions, so runs of any kind sit in one table (an
@@ -198,16 +181,42 @@ class TensorBoardLogger:
         clean = {key: value if isinstance(value, (int, float, str, bool)) else str(value) for key, value in hyperparameters(config).items()}
         _, session_start, session_end = hparams_summary(clean, metrics)
         for summary in (session_start, session_end):
-            self.writer.file_writer.add_summary(summary)
+            self.events.add_summary(summary)
         shown = {key: value for key, value in config.items() if key not in ("choices", "overrides", "command")}
-        self.writer.add_text("run/config", "    " + yaml.safe_dump(shown, sort_keys=False).replace("\n", "\n    "))
+        self.events.add_summary(text("run/config", "    " + yaml.safe_dump(shown, sort_keys=False).replace("\n", "\n    ")))
         if "command" in config:
-            self.writer.add_text("run/command", f"    {config['command']}")
+            self.events.add_summary(text("run/command", f"    {config['command']}"))
 
-    @_until_the_disk_fails
+    @_written
     def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
+        events, self._events = self._events, None
+        if events is not None:
+            events.close()
+
+
+def _histogram(tag: str, values: Tensor, bins: int = 64) -> Summary:
+    """The finite values in ``bins`` equal buckets from their least to their greatest, counted by torch where
+    they live. TensorBoard's summary goes through numpy, whose dot product for the sum of squares wakes
+    OpenBLAS's threads: they spin ~150 ms of CPU after a CNN's histograms, beside the training."""
+    values = values.detach().flatten().float()
+    if not bool(values.isfinite().all()):
+        values = values[values.isfinite()]
+    if not len(values):
+        return Summary()
+    low, high = map(float, values.aminmax())
+    left, right = (low - 0.5, high + 0.5) if low == high else (low, high)  # one value: numpy's range around it
+    counts = torch.histc(values, bins, left, right).tolist()
+    limits = torch.linspace(left, right, bins + 1).tolist()
+    total, squares = torch.stack([values.sum(), values.square().sum()]).tolist()
+    # The buckets from the first to the last that holds a value; TensorBoard reads each bucket's right
+    # edge, so an empty bucket before them holds the left one.
+    first = next(i for i, count in enumerate(counts) if count)
+    last = max(i for i, count in enumerate(counts) if count)
+    histogram = HistogramProto(
+        min=low, max=high, num=len(values), sum=total, sum_squares=squares,
+        bucket_limit=limits[first : last + 2], bucket=[0.0, *counts[first : last + 1]],
+    )
+    return Summary(value=[Summary.Value(tag=tag, histo=histogram)])
 
 
 def _png(tag: str, image: Tensor) -> Summary:

@@ -28,8 +28,9 @@ def train(config: DictConfig) -> dict[str, float]:
     run_dir = make_run_folder(config)
     resolved = plain_config(config)
     if is_main_process():
-        write_durably(OmegaConf.to_yaml(resolved), run_dir / "config.yaml")
-        log.info(f"config (also in {run_dir / 'config.yaml'}):\n{OmegaConf.to_yaml(resolved).rstrip()}")
+        text = OmegaConf.to_yaml(resolved)
+        write_durably(text, run_dir / "config.yaml")
+        log.info(f"config (also in {run_dir / 'config.yaml'}):\n{text.rstrip()}")
     data, task, make_optimizer, batch_size = build_training(config)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
     loggers = build_all(config.get("logger"), log_dir=run_dir) if is_main_process() else []

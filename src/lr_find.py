@@ -142,14 +142,13 @@ def lr_find(config: DictConfig) -> RangeTest:
     picture = plot(test)
     picture.save(run_dir / "lr_find.png")
     if config.get("logger"):
-        from torch.utils.tensorboard import SummaryWriter
+        from src.training.tensorboard_logger import TensorBoardLogger
 
-        with SummaryWriter(str(run_dir)) as writer:
-            for step, (lr, loss, smoothed) in enumerate(zip(test.lrs, test.losses, test.smoothed)):
-                writer.add_scalar("lr_find/loss", loss, step)
-                writer.add_scalar("lr_find/smoothed_loss", smoothed, step)
-                writer.add_scalar("lr_find/lr", lr, step)
-            writer.add_image("lr_find/loss_vs_lr", torch.from_numpy(np.array(picture)).permute(2, 0, 1), 0)
+        logger = TensorBoardLogger(run_dir)
+        for step, (lr, loss, smoothed) in enumerate(zip(test.lrs, test.losses, test.smoothed)):
+            logger.log_scalars({"lr_find/loss": loss, "lr_find/smoothed_loss": smoothed, "lr_find/lr": lr}, step)
+        logger.log_visuals({"lr_find/loss_vs_lr": torch.from_numpy(np.array(picture)).permute(2, 0, 1) / 255}, 0)
+        logger.close()
     return test
 
 

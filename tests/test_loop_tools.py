@@ -202,8 +202,15 @@ def test_the_lr_range_test_suggests_an_lr_and_leaves_a_curve_but_no_run_state(tm
     losses = [float(row["smoothed_loss"]) for row in rows]
     assert min(losses) < 0.8 * losses[0] and losses[-1] > min(losses)  # it learned, then the lr got too large
     assert Image.open(run_dir / "lr_find.png").size == (640, 400)
-    assert list(run_dir.glob("events.out.tfevents.*")) and not (run_dir / "checkpoints").exists()
-    assert not (run_dir / "metrics.json").exists()
+    assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
+    events.Reload()
+    assert [e.value for e in events.Scalars("lr_find/lr")] == pytest.approx(lrs, rel=1e-6)
+    assert [e.value for e in events.Scalars("lr_find/smoothed_loss")] == pytest.approx(losses, rel=1e-5)
+    (curve,) = events.Images("lr_find/loss_vs_lr")
+    assert (curve.width, curve.height) == (640, 400)
 
 
 def test_the_lr_range_test_refuses_a_task_of_two_optimizers_in_one_line(tmp_path):

@@ -78,6 +78,10 @@ def _option_defaults(choices: dict[str, str | None]) -> dict[str, Any]:
     return defaults
 
 
+#: libyaml's emitter when PyYAML was built with it: the same text as ``yaml.safe_dump``, 5x faster.
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+
+
 def _masked_crc32c(data: bytes) -> int:
     """The checksum each event record carries (TFRecord's masked CRC-32C), computed in C by google-crc32c.
     TensorBoard's record writer computes it in pure Python a byte at a time: 3.7 ms for a 26 kB picture,
@@ -183,7 +187,8 @@ class TensorBoardLogger:
         for summary in (session_start, session_end):
             self.events.add_summary(summary)
         shown = {key: value for key, value in config.items() if key not in ("choices", "overrides", "command")}
-        self.events.add_summary(text("run/config", "    " + yaml.safe_dump(shown, sort_keys=False).replace("\n", "\n    ")))
+        config_text = yaml.dump(shown, Dumper=SAFE_DUMPER, sort_keys=False)
+        self.events.add_summary(text("run/config", "    " + config_text.replace("\n", "\n    ")))
         if "command" in config:
             self.events.add_summary(text("run/command", f"    {config['command']}"))
 

@@ -117,6 +117,21 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
     return clock() - start, final
 
 
+def best_of(repeats: int, overrides: list[str]) -> tuple[float, float, float]:
+    """The plain loop's, the framework's and the framework's with ``logger=none`` seconds, each the best of
+    ``repeats`` interleaved runs; the plain loop and the framework must end at the same loss."""
+    plain, framework, quiet = [], [], []
+    for _ in range(repeats):
+        seconds, plain_loss = run_plain(overrides)
+        plain.append(seconds)
+        seconds, framework_loss = run_framework(overrides)
+        framework.append(seconds)
+        quiet.append(run_framework([*overrides, "logger=none"])[0])
+    tolerance = 1e-4 if DEVICE.type == "cpu" else 1e-2  # GPU kernels sum in other orders
+    assert abs(plain_loss - framework_loss) < tolerance, (plain_loss, framework_loss)  # the same work was done
+    return min(plain), min(framework), min(quiet)
+
+
 def seconds_per_epoch(launcher: list[str], job: list[str], out: str) -> float:
     """The training loop's wall time per epoch, as the run prints it ("trained E epochs, S steps in T s")."""
     result = subprocess.run(
@@ -146,28 +161,12 @@ def main() -> None:
     print(f"{'job':52} {'plain s':>8} {'framework s':>12} {'no logger s':>12} {'ratio':>6} {'ratio, no logger':>17} {'steps/s':>9}")
     run_framework(["trainer.max_steps=1"])  # warm-up: first imports (an optimizer's torch._dynamo, TensorBoard)
     for name, overrides in JOBS.items():
-        plain, framework, quiet = [], [], []
-        for _ in range(repeats):
-            seconds, plain_loss = run_plain(overrides)
-            plain.append(seconds)
-            seconds, framework_loss = run_framework(overrides)
-            framework.append(seconds)
-            quiet.append(run_framework([*overrides, "logger=none"])[0])
-        tolerance = 1e-4 if DEVICE.type == "cpu" else 1e-2  # GPU kernels sum in other orders
-        assert abs(plain_loss - framework_loss) < tolerance, (plain_loss, framework_loss)  # the same work was done
-        p, f, q = min(plain), min(framework), min(quiet)
-        steps = STEPS[name]
-        print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f} {steps / f:9.0f}")
+        p, f, q = best_of(repeats, overrides)
+        print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f} {STEPS[name] / f:9.0f}")
 
     # What a run costs whatever its length: the digits MLP job cut to one epoch (19 steps, one check).
     mlp = next(overrides for name, overrides in JOBS.items() if name.startswith("digits MLP"))
-    one_epoch = [o if not o.startswith("trainer.max_epochs=") else "trainer.max_epochs=1" for o in mlp]
-    plain, framework, quiet = [], [], []
-    for _ in range(repeats):
-        plain.append(run_plain(one_epoch)[0])
-        framework.append(run_framework(one_epoch)[0])
-        quiet.append(run_framework([*one_epoch, "logger=none"])[0])
-    p, f, q = min(plain), min(framework), min(quiet)
+    p, f, q = best_of(repeats, [o if not o.startswith("trainer.max_epochs=") else "trainer.max_epochs=1" for o in mlp])
     print(f"fixed cost of a run (digits MLP, 1 epoch: 19 steps, 1 check): plain loop {1000 * p:.0f} ms; the framework adds "
           f"{1000 * (f - p):.0f} ms, {1000 * (q - p):.0f} ms with logger=none")
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
@@ -27,6 +26,7 @@ from src.run_log import log
 from src.training.device import resolve_device
 from src.train import make_run_folder
 from src.training.seeds import member_seeds
+from src.visuals import tensor_of
 
 
 @dataclass
@@ -147,7 +147,7 @@ def lr_find(config: DictConfig) -> RangeTest:
         logger = TensorBoardLogger(run_dir)
         for step, (lr, loss, smoothed) in enumerate(zip(test.lrs, test.losses, test.smoothed)):
             logger.log_scalars({"lr_find/loss": loss, "lr_find/smoothed_loss": smoothed, "lr_find/lr": lr}, step)
-        logger.log_visuals({"lr_find/loss_vs_lr": torch.from_numpy(np.array(picture)).permute(2, 0, 1) / 255}, 0)
+        logger.log_visuals({"lr_find/loss_vs_lr": tensor_of(picture)}, 0)
         logger.close()
     return test
 

@@ -53,7 +53,7 @@ def confusion_matrix_image(matrix: Tensor, class_names: list[str], cell: int = 4
         _write(image, (left - 6, top + middle), name, "rm")
     _write(image, (left + n * cell // 2, 4), "predicted", "mt")
     _write(image, (left - 6, top - 6), "actual", "rs")
-    return _tensor(image)
+    return tensor_of(image)
 
 
 def pil_image(picture: Tensor):
@@ -95,7 +95,8 @@ def _lettering(text: str, anchor: str):
     return mask, left, top
 
 
-def _tensor(image) -> Tensor:
+def tensor_of(image) -> Tensor:
+    """An RGB PIL image as a [3, H, W] picture with values in [0, 1]."""
     return torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255
 
 
@@ -148,7 +149,7 @@ def image_grid(images: Tensor, columns: int = 8, scale: int = 4, pad: int = 1, l
     for i, label in enumerate(labels):
         r, k = divmod(i, columns)
         _write(picture, (pad + k * (w + pad) + w // 2, pad + r * (h + below + pad) + h + 2), label, "mt")
-    return _tensor(picture)
+    return tensor_of(picture)
 
 
 def line_plot(series: list[Tensor], width: int = 600, height: int = 200, names: list[str] | None = None) -> Tensor:
@@ -206,4 +207,4 @@ def _legend(names: tuple[str, ...]) -> Tensor:
         colour = tuple(int(255 * v) for v in _PALETTE[index % len(_PALETTE)])
         draw.rectangle((6, 6 + 16 * index, 16, 16 + 16 * index), fill=colour)
         _write(picture, (22, 11 + 16 * index), name, "lm")
-    return _tensor(picture)
+    return tensor_of(picture)

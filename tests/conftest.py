@@ -81,3 +81,12 @@ class InterruptAtStep18(Callback):
     def on_step_end(self, trainer):
         if trainer.state.step == 18:
             trainer.interrupted_by = "SIGINT"
+
+
+def read_events(path):
+    """Everything TensorBoard would show of the run in ``path`` (every point of every tag)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
+    accumulator.Reload()
+    return accumulator

@@ -3,21 +3,13 @@
 import json
 
 import pytest
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from tests.conftest import run_training
-
-
-def tags(run_dir):
-    events = EventAccumulator(str(run_dir), size_guidance={"images": 0, "scalars": 0})
-    events.Reload()
-    return events
+from tests.conftest import read_events, run_training
 
 
 def finish(tmp_path, experiment):
     metrics = run_training(tmp_path, f"experiment={experiment}")
     assert json.loads((tmp_path / "metrics.json").read_text()) == pytest.approx(metrics)
-    return metrics, tags(tmp_path)
+    return metrics, read_events(tmp_path)
 
 
 @pytest.mark.slow

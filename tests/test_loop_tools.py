@@ -20,7 +20,7 @@ from src.lr_find import steepest_descent
 from src.training.checkpoint import load_checkpoint
 from src.training.schedules import WarmupCosine
 from src.training.signals import Interrupted
-from tests.conftest import run_cli, run_training
+from tests.conftest import read_events, run_cli, run_training
 
 
 def test_a_progress_bar_shows_steps_of_the_total_and_the_latest_metrics(tmp_path, capsys):
@@ -203,10 +203,7 @@ def test_the_lr_range_test_suggests_an_lr_and_leaves_a_curve_but_no_run_state(tm
     assert min(losses) < 0.8 * losses[0] and losses[-1] > min(losses)  # it learned, then the lr got too large
     assert Image.open(run_dir / "lr_find.png").size == (640, 400)
     assert not (run_dir / "checkpoints").exists() and not (run_dir / "metrics.json").exists()
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "images": 0})
-    events.Reload()
+    events = read_events(run_dir)
     assert [e.value for e in events.Scalars("lr_find/lr")] == pytest.approx(lrs, rel=1e-6)
     assert [e.value for e in events.Scalars("lr_find/smoothed_loss")] == pytest.approx(losses, rel=1e-5)
     (curve,) = events.Images("lr_find/loss_vs_lr")

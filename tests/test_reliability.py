@@ -18,7 +18,7 @@ from src.errors import UserError
 from src.tasks.classification import BinaryClassification
 from src.training import checkpoint as checkpoint_module
 from src.training.checkpoint import load_checkpoint
-from tests.conftest import run_cli, run_training
+from tests.conftest import read_events, run_cli, run_training
 
 # Dropout, a schedule, mini-batches and checkpoints mid-epoch: every kind of state a resume needs.
 JOB = [
@@ -108,16 +108,13 @@ def test_sigkill_at_random_moments_then_resume_ends_bit_for_bit_like_an_uninterr
 
 
 def test_resuming_a_finished_run_checks_nothing_again_and_logs_no_training_points(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     job = ["data=moons", "model=mlp", "optimizer=adam", "trainer.max_epochs=20", "trainer.max_steps=null", "trainer.patience=1"]
     finished = run_training(tmp_path / "first", *job)
     checkpoint = load_checkpoint(tmp_path / "first" / "checkpoints" / "last.ckpt")
     again = run_training(tmp_path / "again", *job, f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}")
     assert again == finished
     assert load_checkpoint(tmp_path / "again" / "checkpoints" / "last.ckpt")["loop"] == checkpoint["loop"]
-    events = EventAccumulator(str(tmp_path / "again"))
-    events.Reload()
+    events = read_events(tmp_path / "again")
     assert not [tag for tag in events.Tags()["scalars"] if not tag.startswith("test/")]
 
 

@@ -10,7 +10,7 @@ from src.errors import ConfigError
 from src.evaluate import evaluate
 from src.predict import predict
 from src.training.checkpoint import load_checkpoint
-from tests.conftest import run_cli, run_training
+from tests.conftest import read_events, run_cli, run_training
 
 SEEDS = [5, 9]
 
@@ -70,14 +70,10 @@ def test_metrics_hold_the_mean_spread_and_each_seed(tmp_path):
 
 
 def test_one_tensorboard_run_per_seed_beside_the_mean(tmp_path):
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
     run_training(tmp_path, "trainer.max_steps=300", "trainer.seeds=2")
     curves = {}
     for folder in (tmp_path, tmp_path / "seed_42", tmp_path / "seed_43"):
-        events = EventAccumulator(str(folder))
-        events.Reload()
-        curves[folder.name] = [point.value for point in events.Scalars("train/loss")]
+        curves[folder.name] = [point.value for point in read_events(folder).Scalars("train/loss")]
     mean = curves[tmp_path.name]
     assert len(mean) == len(curves["seed_42"]) > 1
     assert mean == pytest.approx([(a + b) / 2 for a, b in zip(curves["seed_42"], curves["seed_43"])], rel=1e-5)

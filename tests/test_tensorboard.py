@@ -12,9 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-from tests.conftest import run_cli, run_training
+from tests.conftest import read_events, run_cli, run_training
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +20,6 @@ def run_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tb") / "moons_run"
     run_training(path, "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=300", "logger.tensorboard.histogram_every_n_checks=10")
     return path
-
-
-def read_events(path):
-    accumulator = EventAccumulator(str(path), size_guidance={"scalars": 0, "images": 0, "histograms": 0, "tensors": 0})
-    accumulator.Reload()
-    return accumulator
 
 
 def test_run_folder_holds_config_metrics_checkpoints_and_events(run_dir):

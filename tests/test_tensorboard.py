@@ -49,6 +49,9 @@ def test_scalars_histograms_images_text_graph_and_hparams(run_dir):
     assert final_acc == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test/acc"])
     steps = [event.step for event in events.Scalars("train/loss")]
     assert steps == sorted(steps) and steps[-1] == 300
+    # Checks at 100, 200 and 300 draw no pictures (every 20th would): each series has its start and its end.
+    pictured = {tag: [event.step for event in events.Images(tag)] for tag in tags["images"]}
+    assert pictured == {"train/decision_boundary": [0, 300], "val/confusion_matrix": [0, 300], "test/confusion_matrix": [300]}
 
 
 def test_pictures_are_written_as_drawn_and_histograms_hold_every_value(tmp_path):

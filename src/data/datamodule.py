@@ -272,6 +272,7 @@ def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: in
     return parts
 
 
-def held_out_split(splits: dict[str, Batch]) -> str:
-    """The split that shows how a model does on data it did not train on: test, else val, else train."""
-    return next(name for name in ("test", "val", "train") if name in splits)
+def shown_splits(splits: dict[str, Batch]) -> list[str]:
+    """What a task's pictures show: the split watched during training (val, else train), and the test split
+    when it is given (at the end), so that each picture's series runs from step 0 to the end."""
+    return ["val" if "val" in splits else "train", *(["test"] if "test" in splits else [])]

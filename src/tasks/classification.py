@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src import visuals
-from src.data.datamodule import Batch, held_out_split
+from src.data.datamodule import Batch, shown_splits
 from src.data.spec import DataSpec
 from src.errors import ConfigError
 from src.models.members import StackedConv2d
@@ -124,22 +124,23 @@ def _class_columns(probabilities: Tensor, class_names: list[str]) -> dict[str, l
 
 def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) -> dict[str, Visual]:
     out: dict[str, Visual] = {}
-    split = held_out_split(splits)
-    x, y = splits[split]
-    predicted = task.predict(x)
-    matrix = visuals.confusion_matrix(predicted, y.long(), num_classes)
-    out[f"{split}/confusion_matrix"] = visuals.confusion_matrix_image(matrix, task.class_names)
-    out[f"{split}/confusion_matrix_table"] = visuals.confusion_matrix_markdown(matrix, task.class_names)
+    for split in shown_splits(splits):
+        x, y = splits[split]
+        predicted = task.predict(x)
+        matrix = visuals.confusion_matrix(predicted, y.long(), num_classes)
+        out[f"{split}/confusion_matrix"] = visuals.confusion_matrix_image(matrix, task.class_names)
+        out[f"{split}/confusion_matrix_table"] = visuals.confusion_matrix_markdown(matrix, task.class_names)
+        if x.dim() == 4:  # images
+            wrong = (predicted != y.long()).nonzero().flatten()[:32]
+            if len(wrong):
+                pairs = [(task.class_names[int(y[i])], task.class_names[int(predicted[i])]) for i in wrong]
+                labels = [f"{actual} as {guess}" for actual, guess in pairs]  # the picture's font has no arrow
+                out[f"{split}/misclassified"] = visuals.image_grid(x[wrong], columns=8, scale=6, labels=labels)
+                out[f"{split}/misclassified_labels"] = "actual→predicted, in grid order: " + ", ".join(f"{a}→{g}" for a, g in pairs)
     x_train, y_train = splits["train"]
     if x_train.dim() == 2 and x_train.shape[1] == 2:
         out["train/decision_boundary"] = visuals.decision_boundary_image(task.probabilities, x_train, y_train.long())
-    if x.dim() == 4:  # images
-        wrong = (predicted != y.long()).nonzero().flatten()[:32]
-        if len(wrong):
-            pairs = [(task.class_names[int(y[i])], task.class_names[int(predicted[i])]) for i in wrong]
-            labels = [f"{actual} as {guess}" for actual, guess in pairs]  # the picture's font has no arrow
-            out[f"{split}/misclassified"] = visuals.image_grid(x[wrong], columns=8, scale=6, labels=labels)
-            out[f"{split}/misclassified_labels"] = "actual→predicted, in grid order: " + ", ".join(f"{a}→{g}" for a, g in pairs)
+    if x_train.dim() == 4:
         # The first convolution's kernels (of the first member, when several seeds are stacked: [K, C_out, C_in, h, w]).
         first_conv = next((m.weight for m in task.model.modules() if isinstance(m, (nn.Conv2d, StackedConv2d))), None)
         if first_conv is not None:

@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from src import visuals
-from src.data.datamodule import Batch, held_out_split
+from src.data.datamodule import Batch, shown_splits
 from src.data.spec import DataSpec
 from src.errors import check, positive_int
 from src.tasks.regression import Regression
@@ -33,12 +33,12 @@ class Forecast(Regression):
 
     @torch.no_grad()
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
-        split = held_out_split(splits)
-        x, y = splits[split]  # consecutive windows when the split keeps time order
-        steps = min(self.horizon, len(y))
-        forecast = self.rollout(x[0], steps)
-        error = float((forecast - y[:steps]).pow(2).mean())
-        return {
-            f"{split}/forecast": visuals.line_plot([y[:steps], forecast], names=["truth", "forecast"]),
-            f"{split}/forecast_note": f"red: truth, blue: {steps} steps forecast from its own outputs (MSE {error:.4g})",
-        }
+        out: dict[str, Visual] = {}
+        for split in shown_splits(splits):
+            x, y = splits[split]  # consecutive windows when the split keeps time order
+            steps = min(self.horizon, len(y))
+            forecast = self.rollout(x[0], steps)
+            error = float((forecast - y[:steps]).pow(2).mean())
+            out[f"{split}/forecast"] = visuals.line_plot([y[:steps], forecast], names=["truth", "forecast"])
+            out[f"{split}/forecast_note"] = f"red: truth, blue: {steps} steps forecast from its own outputs (MSE {error:.4g})"
+        return out

@@ -11,10 +11,11 @@ from typing import Any
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from src import cli
 from src.build import build, build_all, build_scheduler_factory, build_training, plain_config
+from src.config_text import config_yaml
 from src.errors import UserError, report_user_errors
 from src.run_log import log
 from src.training.checkpoint import FAILED, write_durably
@@ -28,7 +29,7 @@ def train(config: DictConfig) -> dict[str, float]:
     run_dir = make_run_folder(config)
     resolved = plain_config(config)
     if is_main_process():
-        text = OmegaConf.to_yaml(resolved)
+        text = config_yaml(resolved)
         write_durably(text, run_dir / "config.yaml")
         log.info(f"config (also in {run_dir / 'config.yaml'}):\n{text.rstrip()}")
     data, task, make_optimizer, batch_size = build_training(config)

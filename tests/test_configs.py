@@ -61,3 +61,20 @@ def test_default_job_is_the_notes_two_layer_network(tmp_path):
     assert config.model.init == "normal" and config.model.init_std == 0.01
     assert config.optimizer._target_ == "torch.optim.SGD" and config.optimizer.lr == 1.2
     assert config.optimizer.batch_size is None and config.trainer.max_steps == 10000
+
+
+def test_config_text_is_omegaconfs_own(tmp_path):
+    """config.yaml and TensorBoard's config text come from libyaml's emitter: the same text OmegaConf writes."""
+    from omegaconf import OmegaConf
+
+    from src.build import plain_config
+    from src.config_text import config_yaml
+
+    for experiment in options("experiment"):
+        resolved = plain_config(make_config(tmp_path, f"experiment={experiment}"))
+        assert config_yaml(resolved) == OmegaConf.to_yaml(resolved), experiment
+    # Strings that read as other types keep their quotes; text in other scripts, blocks and empty values as they are.
+    tricky = {"a": ["1e5", "nan", "inf", "yes", "off", "null", "~", "1_000", "0x1F", "3", "-2.5", "", " 1 "],
+              "b": {"name": "Ünïcode ✓", "lines": "one\ntwo\n", "n": None, "t": True, "f": 1e-3, "big": 10**20, "nested": [[1, 2], {}]}}
+    assert config_yaml(tricky) == OmegaConf.to_yaml(tricky)
+    assert OmegaConf.to_container(OmegaConf.create(config_yaml(tricky))) == tricky  # and OmegaConf reads it back unchanged

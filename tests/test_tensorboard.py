@@ -61,17 +61,19 @@ def test_pictures_are_written_as_drawn_and_histograms_hold_every_value(tmp_path)
 
     logger = TensorBoardLogger(tmp_path)
     colour, grey = torch.rand(3, 5, 7), torch.rand(1, 4, 6)
-    logger.log_visuals({"colour": colour, "grey": grey}, step=3)
+    drawn = torch.randint(0, 256, (5, 7, 3), dtype=torch.uint8).permute(2, 0, 1)  # as Pillow's pixels come, viewed as CHW
+    logger.log_visuals({"colour": colour, "grey": grey, "drawn": drawn}, step=3)
     weights = torch.nn.Linear(30, 20)
     logger.log_histograms(weights, step=3)
     logger.close()
     events = read_events(tmp_path)
-    for tag, picture in (("colour", colour), ("grey", grey)):
+    for tag, picture in (("colour", colour), ("grey", grey), ("drawn", drawn)):
         (event,) = events.Images(tag)
         assert event.step == 3 and (event.height, event.width) == picture.shape[1:]
         decoded = torch.from_numpy(np.array(Image.open(io.BytesIO(event.encoded_image_string))))
         decoded = decoded.permute(2, 0, 1) if decoded.dim() == 3 else decoded[None]
-        assert torch.equal(decoded, (picture * 255).round().to(torch.uint8))  # lossless, in order, channels kept
+        expected = picture if picture.dtype == torch.uint8 else (picture * 255).round().to(torch.uint8)
+        assert torch.equal(decoded, expected)  # lossless, in order, channels kept
     (histogram,) = events.Histograms("weights/weight")
     assert histogram.histogram_value.num == 600
     assert histogram.histogram_value.min == pytest.approx(weights.weight.min().item())
@@ -232,10 +234,12 @@ def test_pictures_carry_their_counts_labels_and_legends():
     assert counts.shape == (3, 44 + 80 + 8, left + 88)
     assert not torch.equal(cell(counts, 0, 0, left), cell(other, 0, 0, left))  # "7" is not "1"
     assert torch.equal(cell(counts, 1, 1, left), cell(other, 1, 1, left))
-    assert (cell(counts, 0, 1, left) < 0.5).any()  # a "0" written on the pale cell
+    assert (cell(counts, 0, 1, left) < 128).any()  # a "0" written on the pale cell (Pillow's bytes: uint8)
+    assert cell(counts, 0, 0, left)[:, 0, 0].tolist() == [0, 89, 255]  # a row all on the diagonal: dark blue
+    assert cell(counts, 0, 1, left)[:, 0, 0].tolist() == [255, 255, 255]  # none: white
     images = torch.rand(3, 1, 8, 8)
     plain, labelled = visuals.image_grid(images, scale=6), visuals.image_grid(images, scale=6, labels=["a as b"] * 3)
-    assert labelled.shape[1] == plain.shape[1] + 16 and (labelled[:, -16:, :] < 0.5).any()
+    assert labelled.shape[1] == plain.shape[1] + 16 and (labelled[:, -16:, :] < 128).any()
     points = [torch.randn(50, 2) * 0.1 + 3, torch.randn(50, 2) * 0.1 + 3]  # far from the top left corner
     with_legend = visuals.scatter(points, torch.zeros(2), torch.full((2,), 4.0), names=["real", "generated"])
     corner = with_legend[:, 10:20, 10:20]  # the first name's colour square

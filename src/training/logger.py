@@ -22,7 +22,7 @@ class Logger(Protocol):
         """The model's weights and gradients."""
 
     def log_visuals(self, visuals: dict[str, Visual], step: int) -> None:
-        """The task's pictures (CHW tensors in [0, 1]) and texts (markdown), by tag."""
+        """The task's pictures (CHW tensors: float in [0, 1], or uint8) and texts (markdown), by tag."""
 
     def log_graph(self, model: nn.Module, example: Tensor) -> None:
         """The model's graph, traced with ``example`` (once, at the end)."""

@@ -4,7 +4,8 @@
 
 Prints, per job, the best of N interleaved repeats of the CPU time this process used (all its
 threads: the framework's checkpoint and TensorBoard writers count; on a shared virtual machine CPU
-time varies less than wall time) and the ratio framework / plain loop, and the
+time varies less than wall time), the ratio framework / plain loop of those bests and the median of
+each round's own ratio ("paired"), and the
 wall time of `python -m src.train trainer.max_steps=1` against a process that only imports torch and
 builds an optimizer. Not a test: these machines are noisy, so read the ratios, not the seconds.
 """
@@ -14,12 +15,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import operator
 import re
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -117,9 +121,9 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
     return clock() - start, final
 
 
-def best_of(repeats: int, overrides: list[str]) -> tuple[float, float, float]:
-    """The plain loop's, the framework's and the framework's with ``logger=none`` seconds, each the best of
-    ``repeats`` interleaved runs; the plain loop and the framework must end at the same loss."""
+def interleaved(repeats: int, overrides: list[str]) -> tuple[list[float], list[float], list[float]]:
+    """The plain loop's, the framework's and the framework's with ``logger=none`` seconds in ``repeats``
+    rounds, one run of each per round; the plain loop and the framework must end at the same loss."""
     plain, framework, quiet = [], [], []
     for _ in range(repeats):
         seconds, plain_loss = run_plain(overrides)
@@ -129,7 +133,13 @@ def best_of(repeats: int, overrides: list[str]) -> tuple[float, float, float]:
         quiet.append(run_framework([*overrides, "logger=none"])[0])
     tolerance = 1e-4 if DEVICE.type == "cpu" else 1e-2  # GPU kernels sum in other orders
     assert abs(plain_loss - framework_loss) < tolerance, (plain_loss, framework_loss)  # the same work was done
-    return min(plain), min(framework), min(quiet)
+    return plain, framework, quiet
+
+
+def paired(ours: list[float], plain: list[float], compare: Callable[[float, float], float]) -> float:
+    """The median over rounds of ``compare(ours, plain)``: each run against the plain loop's run of its own round,
+    so that a slow minute of the machine weighs on both sides (a second reading beside the ratio of two minima)."""
+    return statistics.median(compare(o, p) for o, p in zip(ours, plain))
 
 
 def seconds_per_epoch(launcher: list[str], job: list[str], out: str) -> float:
@@ -158,17 +168,21 @@ def main() -> None:
     torch.set_num_threads(1)  # tiny tensors: threads only add noise
     unit = "wall seconds (CUDA synchronized)" if DEVICE.type == "cuda" else "CPU seconds of this process"
     print(f"torch {torch.__version__}, {DEVICE.type}, {unit}, best of {repeats} interleaved repeats")
-    print(f"{'job':52} {'plain s':>8} {'framework s':>12} {'no logger s':>12} {'ratio':>6} {'ratio, no logger':>17} {'steps/s':>9}")
+    print(f"{'job':52} {'plain s':>8} {'framework s':>12} {'no logger s':>12} {'ratio':>6} {'ratio, no logger':>17} {'steps/s':>9}"
+          f" {'paired':>7} {'paired, no logger':>18}")
     run_framework(["trainer.max_steps=1"])  # warm-up: first imports (an optimizer's torch._dynamo, TensorBoard)
     for name, overrides in JOBS.items():
-        p, f, q = best_of(repeats, overrides)
-        print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f} {STEPS[name] / f:9.0f}")
+        plain, framework, quiet = interleaved(repeats, overrides)
+        p, f, q = min(plain), min(framework), min(quiet)
+        print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f} {STEPS[name] / f:9.0f}"
+              f" {paired(framework, plain, operator.truediv):7.3f} {paired(quiet, plain, operator.truediv):18.3f}")
 
     # What a run costs whatever its length: the digits MLP job cut to one epoch (19 steps, one check).
     mlp = next(overrides for name, overrides in JOBS.items() if name.startswith("digits MLP"))
-    p, f, q = best_of(repeats, [o if not o.startswith("trainer.max_epochs=") else "trainer.max_epochs=1" for o in mlp])
-    print(f"fixed cost of a run (digits MLP, 1 epoch: 19 steps, 1 check): plain loop {1000 * p:.0f} ms; the framework adds "
-          f"{1000 * (f - p):.0f} ms, {1000 * (q - p):.0f} ms with logger=none")
+    plain, framework, quiet = interleaved(repeats, [o if not o.startswith("trainer.max_epochs=") else "trainer.max_epochs=1" for o in mlp])
+    print(f"fixed cost of a run (digits MLP, 1 epoch: 19 steps, 1 check): plain loop {1000 * min(plain):.0f} ms; the framework adds "
+          f"{1000 * paired(framework, plain, operator.sub):.0f} ms, {1000 * paired(quiet, plain, operator.sub):.0f} ms with logger=none"
+          " (paired)")
 
     bar, no_bar = [], []
     for _ in range(repeats):  # the bar writes to a terminal; here to memory, which costs the same formatting

@@ -18,6 +18,11 @@ def test_cnn_digits(tmp_path):
     assert metrics["test/acc"] >= 0.98
     images = events.Tags()["images"]
     assert {"model/first_layer_filters", "test/misclassified", "test/confusion_matrix"} <= set(images)
+    (labels,) = events.Tensors("test/misclassified_labels/text_summary")
+    text = labels.tensor_proto.string_val[0].decode()
+    pairs = text.removeprefix("actual→predicted, in grid order: ").split(", ")
+    assert text.startswith("actual→predicted") and 1 <= len(pairs) <= 32  # up to 32 misclassified test images
+    assert all(actual != guess and {actual, guess} <= set("0123456789") for actual, guess in (p.split("→") for p in pairs))
 
 
 @pytest.mark.slow

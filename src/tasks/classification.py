@@ -136,7 +136,8 @@ def _classification_visuals(task, splits: dict[str, Batch], num_classes: int) ->
                 pairs = [(task.class_names[int(y[i])], task.class_names[int(predicted[i])]) for i in wrong]
                 labels = [f"{actual} as {guess}" for actual, guess in pairs]  # the picture's font has no arrow
                 out[f"{split}/misclassified"] = visuals.image_grid(x[wrong], columns=8, scale=6, labels=labels)
-                out[f"{split}/misclassified_labels"] = "actual→predicted, in grid order: " + ", ".join(f"{a}→{g}" for a, g in pairs)
+                order = ", ".join(f"{actual}→{guess}" for actual, guess in pairs)
+                out[f"{split}/misclassified_labels"] = f"actual→predicted, in grid order: {order}"
     x_train, y_train = splits["train"]
     if x_train.dim() == 2 and x_train.shape[1] == 2:
         out["train/decision_boundary"] = visuals.decision_boundary_image(task.probabilities, x_train, y_train.long())

@@ -122,6 +122,25 @@ def test_any_object_with_the_logger_methods_is_a_logger_and_several_loggers_get_
     assert calls[-1] == ("close", None)
 
 
+def test_the_last_checks_pictures_and_histograms_are_the_ends(tmp_path, monkeypatch):
+    """A check at the run's last step leaves its pictures to the end (which adds the test split's): each
+    step's pictures are drawn once."""
+    from src.training.reporting import Reporter
+
+    drawn, draw = [], Reporter._visuals
+    monkeypatch.setattr(Reporter, "_visuals", lambda self, with_test: drawn.append(self.trainer.state.step) or draw(self, with_test))
+    RecordingLogger.calls.clear()
+    run_training(
+        tmp_path, "logger=none", "trainer.max_steps=300", "trainer.val_every_n_epochs=100", f"+logger.a._target_={__name__}.RecordingLogger",
+        "+logger.a.name=a", "+logger.a.figures_every_n_checks=1", "+logger.a.histogram_every_n_checks=1",
+    )
+    assert drawn == [0, 100, 200, 300]
+    pictures = ["train/confusion_matrix", "train/confusion_matrix_table", "train/decision_boundary"]
+    visuals = [value for _, kind, value in RecordingLogger.calls if kind == "visuals"]
+    assert visuals == [(0, ["run/model"]), (0, pictures), (100, pictures), (200, pictures), (300, pictures)]
+    assert [value for _, kind, value in RecordingLogger.calls if kind == "histograms"] == [0, 100, 200, 300]
+
+
 class RecordingCallback(Callback):
     events: list[tuple[str, int]] = []
 

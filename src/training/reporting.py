@@ -2,8 +2,9 @@
 
 Scalars at every check (the members' mean to the run's loggers, each member's own to its
 ``seed_<s>`` logger); histograms and pictures at the start (step 0), at the checks each logger's
-schedule names, and at the end what the last check, at the same step, did not already log. The
-test split is pictured at the end only; the graph and the hyper-parameters once, at the end.
+schedule names (the last check's left to the end), and at the end what a check at the same step (an
+early stop's) did not already log. The test split is pictured at the end only; the graph and the
+hyper-parameters once, at the end.
 """
 
 from __future__ import annotations
@@ -89,8 +90,9 @@ class Reporter:
         return visuals
 
     def _due(self, every: int | None, moment: str) -> bool:
-        """At the start and the end (unless ``every`` is 0: never), and at every ``every``-th check."""
+        """At the start and the end (unless ``every`` is 0: never), and at every ``every``-th check but the
+        one at the run's planned last step, whose pictures and histograms the end logs (with the test split's)."""
         if every == 0 or moment != "check":
             return every != 0
         state = self.trainer.state
-        return bool(every) and (state.epoch // self.trainer.check_every) % every == 0
+        return bool(every) and (state.epoch // self.trainer.check_every) % every == 0 and state.step < self.trainer.total_steps

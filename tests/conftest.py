@@ -7,6 +7,11 @@ import sys
 import tempfile
 from pathlib import Path
 
+if "PYTEST_XDIST_WORKER" in os.environ:
+    # Each pytest-xdist worker is one process per core: torch's own thread pool in each (and in the
+    # processes the tests start) would oversubscribe the cores, and its spinning threads slow all down.
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
@@ -19,10 +24,9 @@ CONF_DIR = str(REPO_ROOT / "conf")
 
 # Where data=mnist, fashion_mnist and cifar10 look (data.root=null) in every test and the processes they
 # start: small stand-ins, never a download. data=image_folder and data=arrays get files of their own.
-# (This file is imported twice, as pytest's conftest and as tests.conftest: one folder for both.)
-if "NNLAB_TEST_DATA" not in os.environ:
-    os.environ["NNLAB_TEST_DATA"] = tempfile.mkdtemp(prefix="nnlab-test-data-")
-TEST_DATA = Path(os.environ["NNLAB_TEST_DATA"])
+# One folder per process: each pytest-xdist worker writes and removes its own, and this file, imported
+# twice (as pytest's conftest and as tests.conftest), names the same one both times.
+TEST_DATA = Path(tempfile.gettempdir()) / f"nnlab-test-data-{os.getpid()}"
 os.environ["NNLAB_DATA"] = str(TEST_DATA)
 DATA_FILES = {
     "image_folder": [f"data.path={TEST_DATA / 'pictures'}", "data.image_size=[16,12]"],
@@ -34,6 +38,7 @@ DATA_FILES = {
 def published_data_stand_ins():
     from tests.published_formats import write_arrays, write_caches, write_image_folder
 
+    shutil.rmtree(TEST_DATA, ignore_errors=True)  # left by an earlier process with this id
     write_caches(TEST_DATA)
     write_image_folder(TEST_DATA / "pictures")
     write_arrays(TEST_DATA / "arrays.npz")

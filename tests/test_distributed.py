@@ -13,6 +13,8 @@ from src.training.checkpoint import load_checkpoint
 
 JOB = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.batch_size=64", "trainer.max_epochs=15",
        "trainer.max_steps=null", "logger=none"]
+# --standalone: a free port for the rendezvous, not 29500, which a test in another pytest-xdist worker may hold
+TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2", "-m", "src.train"]
 
 
 def run(command, log_dir, *extra):
@@ -29,8 +31,7 @@ def run(command, log_dir, *extra):
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     """With two stacked seeds: each member's gradient is averaged over the ranks' shards."""
     one = run([sys.executable, "-m", "src.train"], tmp_path / "one", "trainer.seeds=2")
-    torchrun = str(Path(sys.executable).with_name("torchrun"))
-    two = run([torchrun, "--nproc_per_node=2", "-m", "src.train"], tmp_path / "two", "trainer.seeds=2")
+    two = run(TORCHRUN, tmp_path / "two", "trainer.seeds=2")
     a = load_checkpoint(one / "checkpoints" / "last.ckpt")["model"]
     b = load_checkpoint(two / "checkpoints" / "last.ckpt")["model"]
     for name in a:
@@ -44,11 +45,10 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
 
 @pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
-    torchrun = [str(Path(sys.executable).with_name("torchrun")), "--nproc_per_node=2", "-m", "src.train"]
     whole = run([sys.executable, "-m", "src.train"], tmp_path / "whole")
-    part = run(torchrun, tmp_path / "part", "trainer.max_steps=17")
+    part = run(TORCHRUN, tmp_path / "part", "trainer.max_steps=17")
     assert load_checkpoint(part / "checkpoints" / "last.ckpt")["loop"]["step"] == 17
-    rest = run(torchrun, tmp_path / "rest", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    rest = run(TORCHRUN, tmp_path / "rest", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
     a = load_checkpoint(whole / "checkpoints" / "last.ckpt")
     b = load_checkpoint(rest / "checkpoints" / "last.ckpt")
     assert a["loop"]["step"] == b["loop"]["step"]

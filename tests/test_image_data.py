@@ -103,7 +103,8 @@ def test_a_truncated_file_with_the_right_name_is_refused_and_nothing_is_cached(t
 
 
 def test_missing_files_offline_name_every_file_and_the_folder(tmp_path):
-    result = run_cli("src.train", "data=mnist", f"data.root={tmp_path}", "data.download=false", "model=mlp", "logger=none")
+    result = run_cli("src.train", "data=mnist", f"data.root={tmp_path}", "data.download=false", "model=mlp", "logger=none",
+                     f"paths.log_dir={tmp_path / 'logs'}")
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip().splitlines()[-1]
     assert str(tmp_path / "mnist") in line and all(name in line for name in image_sets.IDX_FILES)

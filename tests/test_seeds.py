@@ -173,7 +173,7 @@ def test_bad_seeds_are_refused_in_one_line(tmp_path, value, words):
 
 
 def test_bad_seeds_exit_2_with_one_line(tmp_path):
-    result = run_cli("src.train", "trainer.seeds=[1,1]", f"paths.output_dir={tmp_path}")
+    result = run_cli("src.train", "trainer.seeds=[1,1]", f"paths.log_dir={tmp_path}")
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["error: trainer.seeds=[1, 1]: each seed once; repeated: 1"]
 

@@ -14,6 +14,7 @@ import torch
 from src.data import image_sets
 from src.data.augment import FlipCrop, batch_generator
 from src.data.datamodule import DataModule
+from src.data.dataset import Dataset
 from src.data.downloads import Remote, ensure_files
 from src.data.image_formats import read_cifar10, read_cifar_batch, read_idx
 from src.errors import UserError
@@ -262,6 +263,26 @@ def test_flip_crop_moves_pixels_only_and_draws_the_same_for_the_same_batch():
     assert set(a.unique().tolist()) <= set(x.unique().tolist()) | {0.0}  # original pixels, or the zero padding
     assert not torch.equal(a, augment(x, batch_generator(torch.device("cpu"), 7, 128)))
     assert torch.equal(FlipCrop(flip=False, pad=0)(x, batch_generator(torch.device("cpu"), 0, 0)), x)
+
+
+@pytest.mark.parametrize("seeds", [5, [5, 6]])
+def test_each_rank_augments_its_rows_as_one_process_augments_the_global_batch(seeds):
+    """Under torchrun, rank r holds rows r, r + world, ... of each global batch, each flipped and cropped
+    as in one process: the ranks' draws neither repeat one another's nor change with the world size."""
+    pictures = np.random.default_rng(0).random((43, 3, 6, 6), dtype=np.float32)  # 43 rows: a short last batch
+    data = DataModule(Dataset(pictures, np.arange(43) % 2))
+    data.augment = FlipCrop(pad=2)
+    one = list(data.batches("train", 16, seeds))
+    for world in (2, 3):
+        ranks = [list(data.batches("train", 16, seeds, shard=(rank, world))) for rank in range(world)]
+        for position, (x, y) in enumerate(one):
+            rows = x.shape[-4]
+            merged = torch.empty_like(x)
+            for rank in range(world):
+                part, labels = ranks[rank][position]
+                merged[..., rank:rows:world, :, :, :] = part
+                assert torch.equal(labels, y[..., rank::world])
+            assert torch.equal(merged, x)
 
 
 @pytest.mark.slow

@@ -22,16 +22,24 @@ class FlipCrop:
         check_arguments("augment", locals(), {"flip": boolean, "pad": count(0, 64)})
         self.flip, self.pad = flip, pad
 
-    def __call__(self, x: Tensor, generator: torch.Generator) -> Tensor:
+    def __call__(self, x: Tensor, generator: torch.Generator, shard: tuple[int, int] = (0, 1), batch_rows: int | None = None) -> Tensor:
+        """``x``: rows ``rank``, ``rank + world``, ... of a batch of ``batch_rows`` (torchrun's shard of the
+        global batch; all of it by default), each drawn for as the same row is in one process."""
         n, _, height, width = x.shape
+        rank, world = shard
+        drawn = n if batch_rows is None else batch_rows
+
+        def draw(sample, *size):  # this shard's rows of the whole batch's draws
+            return sample(*size, device=x.device, generator=generator)[rank::world]
+
         if self.flip:
-            flipped = torch.rand(n, device=x.device, generator=generator) < 0.5
+            flipped = draw(torch.rand, drawn) < 0.5
             x = torch.where(flipped[:, None, None, None], x.flip(-1), x)
         if self.pad:
             p = self.pad
             padded = F.pad(x, (p, p, p, p))
-            top = torch.randint(0, 2 * p + 1, (n, 1), device=x.device, generator=generator)
-            left = torch.randint(0, 2 * p + 1, (n, 1), device=x.device, generator=generator)
+            top = draw(torch.randint, 0, 2 * p + 1, (drawn, 1))
+            left = draw(torch.randint, 0, 2 * p + 1, (drawn, 1))
             rows = top + torch.arange(height, device=x.device)  # n × height
             cols = left + torch.arange(width, device=x.device)  # n × width
             picked = padded[torch.arange(n, device=x.device)[:, None, None], :, rows[:, :, None], cols[:, None, :]]

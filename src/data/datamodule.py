@@ -167,10 +167,12 @@ class DataModule:
         world)`` yields this rank's every world-th row of each (global) batch. For K stacked
         members (``members``, or one seed each in ``shuffle_seed``) batches are shaped [K, N, ...]:
         each member's own order, or the same rows for all as a view that copies nothing. Shuffled
-        training batches are augmented (``augment``) on the device, each member's as its seed alone draws.
+        training batches are augmented (``augment``) on the device, each member's as its seed alone draws
+        and each rank's rows as one process draws for them.
         """
         augment = self.augment if split == "train" and shuffle_seed is not None else None
-        whole = batch_size is None or batch_size >= self.size(split)
+        n = self.size(split)
+        whole = batch_size is None or batch_size >= n
         # Each member's own rows (its order, or its own augmentation), or one batch that every member shares.
         own_rows = isinstance(shuffle_seed, list) and (augment is not None or not whole)
         members = len(shuffle_seed) if isinstance(shuffle_seed, list) else members
@@ -179,9 +181,10 @@ class DataModule:
                 features, targets = features.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
             if augment is not None:
                 generators = [batch_generator(self.device, seed, start) for seed, start in draws]
+                rows = dict(shard=shard, batch_rows=min(batch_size or n, n - draws[0][1]))  # the global batch's draws
                 features = (
-                    torch.stack([augment(member, generator) for member, generator in zip(features, generators)]) if own_rows
-                    else augment(features, generators[0])
+                    torch.stack([augment(member, generator, **rows) for member, generator in zip(features, generators)]) if own_rows
+                    else augment(features, generators[0], **rows)
                 )
             if members > 1 and not own_rows:
                 features, targets = features.expand(members, *features.shape), targets.expand(members, *targets.shape)

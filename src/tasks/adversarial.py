@@ -94,17 +94,21 @@ class Adversarial(Task):
         """-log D(x) - log(1 - D(G(z))), plus with ``penalize`` the R1 penalty γ/2 · E‖∇ₓD(x)‖² on the
         real samples (Mescheder et al., 2018), which keeps the discriminator flat on the data so that the
         two networks converge instead of circling the equilibrium."""
-        if penalize:
-            real = real.detach().requires_grad_(True)
-        real_score, fake_score = self.model.discriminator(real), self.model.discriminator(fake)
+        real_score, squared_norms = self._r1(real) if penalize else (self.model.discriminator(real), None)
+        fake_score = self.model.discriminator(fake)
         bce = F.binary_cross_entropy_with_logits
         loss = self.batch_mean(bce, real_score, torch.ones_like(real_score)) + self.batch_mean(bce, fake_score, torch.zeros_like(fake_score))
-        if not penalize:
-            return loss
-        (gradient,) = torch.autograd.grad(real_score.sum(), real, create_graph=True)
+        return loss if squared_norms is None else loss + self.r1_gamma / 2 * squared_norms
+
+    def _r1(self, real: Tensor) -> tuple[Tensor, Tensor]:
+        """D(x) on the real samples and E‖∇ₓD(x)‖² per member, in float32 under mixed precision too: the
+        loss scaler scales only the outer backward, and this inner gradient in fp16 could underflow."""
+        real = real.detach().float().requires_grad_(True)
+        with torch.autocast(real.device.type, enabled=False):
+            real_score = self.model.discriminator(real)
+            (gradient,) = torch.autograd.grad(real_score.sum(), real, create_graph=True)
         verdicts = real_score.shape[-2]  # per member: a packing discriminator gives one per pack
-        squared_norms = gradient.pow(2).flatten(-1 - len(self.model.sample_shape)).sum(-1) / verdicts
-        return loss + self.r1_gamma / 2 * squared_norms
+        return real_score, gradient.pow(2).flatten(-1 - len(self.model.sample_shape)).sum(-1) / verdicts
 
     def _generator_loss(self, fake: Tensor) -> Tensor:
         """Non-saturating: -log D(G(z)), which still has gradient when D rejects every fake."""

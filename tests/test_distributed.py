@@ -9,9 +9,12 @@ import pytest
 import torch
 
 from src import REPO_ROOT
+from src.errors import ConfigError
 from src.training.checkpoint import load_checkpoint
+from src.training.distributed import shard_weights
 
-JOB = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.batch_size=64", "trainer.max_epochs=15",
+# 240 training rows in batches of 59: rank 0 holds 30 rows of each full batch, rank 1 29 (the last batch's 4: 2 each)
+JOB = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.batch_size=59", "trainer.max_epochs=15",
        "trainer.max_steps=null", "logger=none"]
 # --standalone: a free port for the rendezvous, not 29500, which a test in another pytest-xdist worker may hold
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2", "-m", "src.train"]
@@ -45,12 +48,32 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
 
 @pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
-    whole = run([sys.executable, "-m", "src.train"], tmp_path / "whole")
-    part = run(TORCHRUN, tmp_path / "part", "trainer.max_steps=17")
+    batches = "optimizer.batch_size=239"  # each epoch's last batch is one row: rank 1 has none of it
+    whole = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)
+    part = run(TORCHRUN, tmp_path / "part", batches, "trainer.max_steps=17")
     assert load_checkpoint(part / "checkpoints" / "last.ckpt")["loop"]["step"] == 17
-    rest = run(TORCHRUN, tmp_path / "rest", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    rest = run(TORCHRUN, tmp_path / "rest", batches, f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
     a = load_checkpoint(whole / "checkpoints" / "last.ckpt")
     b = load_checkpoint(rest / "checkpoints" / "last.ckpt")
     assert a["loop"]["step"] == b["loop"]["step"]
     for name in a["model"]:
         torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-4, atol=1e-5)
+
+
+def test_weighted_shards_average_to_the_global_batch_mean():
+    """DistributedDataParallel averages the ranks' gradients: each rank's mean loss, weighted, must average
+    to the mean over the whole batch however unequally the batch splits (and with ranks that hold none)."""
+    values = torch.randn(100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for rows, batch_size, world in [(100, 30, 2), (100, 33, 3), (100, 33, 4), (100, None, 3), (100, 7, 4)]:
+        full = min(batch_size or rows, rows)
+        for last, batch in enumerate((values[:full], values[(-(-rows // full) - 1) * full :])):  # a full batch, the last
+            weighted = []
+            for rank in range(world):
+                weights = shard_weights(rows, batch_size, rank, world)
+                weight = 1.0 if weights is None else weights[last]
+                shard = batch[rank::world]
+                weighted.append(weight * (shard.mean() if len(shard) else batch[:1].mean()))
+            assert sum(weighted) / world == pytest.approx(batch.mean().item(), rel=1e-12)
+    assert shard_weights(100, 20, 1, 2) is None  # every batch splits evenly
+    with pytest.raises(ConfigError, match=r"optimizer.batch_size.*below the number of processes \(2\)"):
+        shard_weights(100, 1, 0, 2)

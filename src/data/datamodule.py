@@ -181,7 +181,9 @@ class DataModule:
                 features, targets = features.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
             if augment is not None:
                 generators = [batch_generator(self.device, seed, start) for seed, start in draws]
-                rows = dict(shard=shard, batch_rows=min(batch_size or n, n - draws[0][1]))  # the global batch's draws
+                batch_rows = min(batch_size or n, n - draws[0][1])
+                # the global batch's draws; a rank with no row of a short batch holds its first (see _shard)
+                rows = dict(shard=shard if shard[0] < batch_rows else (0, shard[1]), batch_rows=batch_rows)
                 features = (
                     torch.stack([augment(member, generator, **rows) for member, generator in zip(features, generators)]) if own_rows
                     else augment(features, generators[0], **rows)
@@ -208,7 +210,7 @@ class DataModule:
                 else torch.stack([_order(n, seed) for seed in shuffle_seed]).to(x.device, non_blocking=True)
             )
             for start in range(skip * size, n, size):
-                index = orders[:, start : start + size][:, rank::world]
+                index = _shard(orders[:, start : start + size], rank, world)
                 yield _rows(x, index), _rows(y, index), [(seed, start) for seed in shuffle_seed]
             return
         if isinstance(shuffle_seed, list):
@@ -233,7 +235,7 @@ class DataModule:
             return
         order = _order(n, shuffle_seed).to(x.device, non_blocking=True)
         for start in range(skip * batch_size, n, batch_size):
-            index = order[start : start + batch_size][rank::world]
+            index = _shard(order[start : start + batch_size], rank, world)
             yield _rows(x, index), _rows(y, index)
 
 
@@ -242,6 +244,14 @@ def _rows(tensor: Tensor, index: Tensor) -> Tensor:
     if index.dim() == 1:
         return tensor.index_select(0, index)
     return tensor.index_select(0, index.reshape(-1)).view(*index.shape, *tensor.shape[1:])
+
+
+def _shard(index: Tensor, rank: int, world: int) -> Tensor:
+    """This rank's every world-th row of a batch (the last axis of ``index``). A rank with no row of a
+    short last batch gets the batch's first row, which the loop weights 0: each rank's backward pass
+    takes part in averaging the gradients."""
+    part = index[..., rank::world]
+    return part if part.shape[-1] else index[..., :1]
 
 
 def _order(n: int, seed: int) -> Tensor:

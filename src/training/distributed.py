@@ -14,6 +14,8 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from src.errors import ConfigError
+
 
 def world() -> tuple[int, int]:
     """(rank, world size) as torchrun sets them; (0, 1) for a plain process."""
@@ -40,6 +42,22 @@ def step_loss(task: torch.nn.Module, world_size: int) -> Callable:
     if world_size == 1:
         return task.training_step
     return DistributedDataParallel(task, find_unused_parameters=len(set(task.optimizer_order)) > 1)
+
+
+def shard_weights(rows: int, batch_size: int | None, rank: int, world: int) -> tuple[float, float] | None:
+    """What this rank's mean loss is multiplied by, in a full batch and in an epoch's last batch, so that
+    DistributedDataParallel's average over ranks is the global batch's mean where the ranks hold unequal
+    shares of it: the rank's share of the batch's rows times the world size (0 for a rank with no row
+    of a short last batch). None where every rank holds as many rows of every batch as the others."""
+    full = min(batch_size or rows, rows)
+    if full < world:
+        raise ConfigError("optimizer.batch_size", batch_size, f"is below the number of processes ({world}): each needs rows of every batch")
+    last = rows - (-(-rows // full) - 1) * full
+
+    def weight(batch_rows: int) -> float:
+        return len(range(rank, batch_rows, world)) * world / batch_rows
+
+    return None if full % world == 0 and last % world == 0 else (weight(full), weight(last))
 
 
 def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:

@@ -17,30 +17,31 @@ Backward = Callable[[Batch, int], Tensor]
 def backward_pass(
     step_loss: Callable[[Batch, int], Tensor], task: Task, autocast: ContextManager, scaler: torch.amp.GradScaler, part_size: int | None
 ) -> Backward:
-    """``backward(batch, optimizer_index)`` backpropagates the batch's loss and returns it, detached (one
-    per member when stacked). ``step_loss``: the task's training step (or it wrapped for several ranks);
-    ``part_size``: the rows of a part when a batch goes through in parts, None for one pass. Closures
-    rather than methods: this runs every step, and a 1-step epoch of whole-batch descent lasts ~0.4 ms."""
+    """``backward(batch, optimizer_index, weight)`` backpropagates the batch's loss (times ``weight``, when
+    given) and returns it so weighted, detached (one per member when stacked). ``step_loss``: the task's
+    training step (or it wrapped for several ranks); ``part_size``: the rows of a part when a batch goes
+    through in parts, None for one pass. Closures rather than methods: this runs every step, and a
+    1-step epoch of whole-batch descent lasts ~0.4 ms."""
     stacked = task.members > 1
 
-    def one_pass(batch: Batch, index: int, share: float | None = None) -> Tensor:
+    def one_pass(batch: Batch, index: int, weight: float | None = None) -> Tensor:
         with autocast:
             loss = step_loss(batch, index)
-            if share is not None:
-                loss = loss * share
+            if weight is not None:
+                loss = loss * weight
         # 32 bits: the scaler is disabled and passes everything through. Members are independent:
         # the gradient of their losses' sum is, for each member, the gradient of its own loss.
         scaler.scale(loss.sum() if stacked else loss).backward()
         return loss.detach()
 
-    def in_parts(batch: Batch, index: int) -> Tensor:
+    def in_parts(batch: Batch, index: int, weight: float | None = None) -> Tensor:
         """The same, summed over parts of ``part_size`` rows, each loss weighted by its share of the rows:
         the gradients of a batch mean, without holding the whole batch's activations at once."""
         rows = 1 if stacked else 0  # the axis of the rows: stacked batches are [members, rows, ...]
         total = task.rows(batch)
         loss = 0.0
         for part in zip(*(tensor.split(part_size, rows) for tensor in batch)):
-            loss = loss + one_pass(part, index, task.rows(part) / total)
+            loss = loss + one_pass(part, index, task.rows(part) / total * (1.0 if weight is None else weight))
         return loss
 
     return one_pass if part_size is None else in_parts

@@ -114,14 +114,12 @@ class Trainer:
         self.precision = str(precision)
         self.autocast, self.scaler = precision_tools(self.precision, self.device)
         self.gradient_clip_val, self.eval_batch_size, self.train_eval_rows = gradient_clip_val, eval_batch_size, train_eval_rows
-        self.accumulate = accumulate_grad_batches
-        self.seeds = member_seeds(seed, seeds)
+        self.accumulate, self.seeds = accumulate_grad_batches, member_seeds(seed, seeds)
         self.val_every_n_epochs = val_every_n_epochs
         self.monitor_setting, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
         self.checkpoint_every_n_steps = checkpoint_every_n_steps or math.inf
         self.checkpoints = RunCheckpoints(self.run_dir, checkpoint_every_n_epochs, checkpoint_every_n_minutes)
-        self.skip_nonfinite = on_nonfinite_loss == "skip"
-        self.test_weights = test_weights
+        self.skip_nonfinite, self.test_weights = on_nonfinite_loss == "skip", test_weights
         bar = progress_bar is True or (progress_bar == "auto" and sys.stderr.isatty())
         if bar or log_every_seconds:
             self.callbacks.append(Progress(bar, log_every_seconds))
@@ -164,6 +162,7 @@ class Trainer:
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
         self.optimizers = task.configure_optimizers(make_optimizer)
         self.steps_per_epoch = data.steps_per_epoch(self.batch_size)
+        self.shard_weights = distributed.shard_weights(data.size("train"), self.batch_size, self.rank, self.world_size)
         self.total_steps = min(self.max_steps, self.max_epochs * self.steps_per_epoch)  # at most (one of the two is finite)
         self.check_every = (
             max(1, AUTO_CHECK_STEPS // self.steps_per_epoch) if self.val_every_n_epochs == "auto" else self.val_every_n_epochs
@@ -225,7 +224,7 @@ class Trainer:
         stacked, first_seed = self.members > 1, self.seeds[0]
         clip_grad_norm = clip_grad_norm_per_member if stacked else torch.nn.utils.clip_grad_norm_
         scaler, hooks = self.scaler, self.hooks
-        backward = self.backward
+        backward, shard_weights, last_batch = self.backward, self.shard_weights, self.steps_per_epoch - 1
         task.train()
         while (
             state.epoch < self.max_epochs
@@ -241,7 +240,8 @@ class Trainer:
                 for index in order:
                     optimizer = self.optimizers[index]
                     optimizer.zero_grad(set_to_none=True)
-                    loss = backward(batch, index)  # one per member when stacked
+                    weight = None if shard_weights is None else shard_weights[state.batch_in_epoch == last_batch]
+                    loss = backward(batch, index, weight)  # one per member when stacked
                     if skip_nonfinite and not bool(torch.isfinite(loss).all()):  # a device sync: only when asked for
                         log.warning(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")
                         recorded[index].append(loss.detach().nan_to_num(0.0, 0.0, 0.0))

@@ -66,7 +66,7 @@ def test_weighted_shards_average_to_the_global_batch_mean():
     values = torch.randn(100, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     for rows, batch_size, world in [(100, 30, 2), (100, 33, 3), (100, 33, 4), (100, None, 3), (100, 7, 4)]:
         full = min(batch_size or rows, rows)
-        for last, batch in enumerate((values[:full], values[(-(-rows // full) - 1) * full :])):  # a full batch, the last
+        for last, batch in enumerate((values[:full], values[rows - (rows % full or full) :])):  # a full batch, the last
             weighted = []
             for rank in range(world):
                 weights = shard_weights(rows, batch_size, rank, world)

@@ -22,15 +22,15 @@ class FlipCrop:
         check_arguments("augment", locals(), {"flip": boolean, "pad": count(0, 64)})
         self.flip, self.pad = flip, pad
 
-    def __call__(self, x: Tensor, generator: torch.Generator, shard: tuple[int, int] = (0, 1), batch_rows: int | None = None) -> Tensor:
-        """``x``: rows ``rank``, ``rank + world``, ... of a batch of ``batch_rows`` (torchrun's shard of the
-        global batch; all of it by default), each drawn for as the same row is in one process."""
+    def __call__(self, x: Tensor, generator: torch.Generator, batch_rows: int | None = None, rows: Tensor | None = None) -> Tensor:
+        """``x``: the rows at positions ``rows`` of a batch of ``batch_rows`` (under torchrun, this rank's
+        shard of the global batch; all of it by default), each drawn for as that row is in one process."""
         n, _, height, width = x.shape
-        rank, world = shard
         drawn = n if batch_rows is None else batch_rows
 
-        def draw(sample, *size):  # this shard's rows of the whole batch's draws
-            return sample(*size, device=x.device, generator=generator)[rank::world]
+        def draw(sample, *size):  # the whole batch's draws, then those of the rows in x
+            values = sample(*size, device=x.device, generator=generator)
+            return values if rows is None else values[rows]
 
         if self.flip:
             flipped = draw(torch.rand, drawn) < 0.5

@@ -181,9 +181,10 @@ class DataModule:
                 features, targets = features.to(self.device, non_blocking=True), targets.to(self.device, non_blocking=True)
             if augment is not None:
                 generators = [batch_generator(self.device, seed, start) for seed, start in draws]
-                batch_rows = min(batch_size or n, n - draws[0][1])
-                # the global batch's draws; a rank with no row of a short batch holds its first (see _shard)
-                rows = dict(shard=shard if shard[0] < batch_rows else (0, shard[1]), batch_rows=batch_rows)
+                rows = {}
+                if shard[1] > 1:  # under torchrun: the global batch's draws, of which this rank takes its rows
+                    batch_rows = min(batch_size or n, n - draws[0][1])
+                    rows = dict(batch_rows=batch_rows, rows=_shard(torch.arange(batch_rows, device=self.device), *shard))
                 features = (
                     torch.stack([augment(member, generator, **rows) for member, generator in zip(features, generators)]) if own_rows
                     else augment(features, generators[0], **rows)

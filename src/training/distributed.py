@@ -52,7 +52,7 @@ def shard_weights(rows: int, batch_size: int | None, rank: int, world: int) -> t
     full = min(batch_size or rows, rows)
     if full < world:
         raise ConfigError("optimizer.batch_size", batch_size, f"is below the number of processes ({world}): each needs rows of every batch")
-    last = rows - (-(-rows // full) - 1) * full
+    last = rows % full or full
 
     def weight(batch_rows: int) -> float:
         return len(range(rank, batch_rows, world)) * world / batch_rows

@@ -237,10 +237,10 @@ class Trainer:
             # Each epoch's order comes from (seed, epoch): a resumed epoch replays it and skips what was done.
             epoch_seed = [seed * 1_000_003 + state.epoch for seed in self.seeds] if stacked else first_seed * 1_000_003 + state.epoch
             for batch in self.data.batches("train", self.batch_size, epoch_seed, skip=state.batch_in_epoch, shard=shard):
+                weight = None if shard_weights is None else shard_weights[state.batch_in_epoch == last_batch]
                 for index in order:
                     optimizer = self.optimizers[index]
                     optimizer.zero_grad(set_to_none=True)
-                    weight = None if shard_weights is None else shard_weights[state.batch_in_epoch == last_batch]
                     loss = backward(batch, index, weight)  # one per member when stacked
                     if skip_nonfinite and not bool(torch.isfinite(loss).all()):  # a device sync: only when asked for
                         log.warning(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")

@@ -282,3 +282,25 @@ def test_zero_means_no_pictures_and_no_histograms_at_all(tmp_path):
     tags = read_events(tmp_path).Tags()
     assert "train/loss" in tags["scalars"] and tags["graph"]
     assert tags["images"] == [] and tags["histograms"] == []
+
+
+def test_the_graph_puts_each_op_and_parameter_in_its_module_with_its_shape():
+    from torch import nn
+
+    from src.models.mlp import MLP
+    from src.training.model_graph import model_graph
+
+    model = MLP((8, 8), 10, [16], nn.Tanh, dropout=0.5)
+    nodes = {node.name: node for node in model_graph(model, torch.zeros(1, 8, 8)).node}
+    shape = lambda node: [d.size for d in node.attr["_output_shapes"].list.shape[0].dim]  # noqa: E731
+    first = next(node for name, node in nodes.items() if name.startswith("MLP/Sequential[layers]/Linear[1]/") and node.op == "aten::linear")
+    flatten = nodes[first.input[0]]
+    assert flatten.op == "aten::flatten" and flatten.input[0] == "input/x" and shape(flatten) == [1, 64]
+    assert list(first.input[1:]) == ["MLP/Sequential[layers]/Linear[1]/weight", "MLP/Sequential[layers]/Linear[1]/bias"]
+    assert nodes["MLP/Sequential[layers]/Linear[1]/weight"].op == "Parameter" and shape(nodes["MLP/Sequential[layers]/Linear[1]/weight"]) == [16, 64]
+    assert shape(first) == [1, 16] and shape(nodes["output/output.1"]) == [1, 10]
+    # Traced in eval mode (the dropout's train flag is false), and the model is left training as it was.
+    dropout = next(node for node in nodes.values() if node.op == "aten::dropout")
+    assert nodes[dropout.input[2]].attr["attr"].s == b"{'value': 0}" and model.training
+    # Every input of every node is a node: TensorBoard draws each edge.
+    assert all(name in nodes for node in nodes.values() for name in node.input)

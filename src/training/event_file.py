@@ -14,7 +14,8 @@ import socket
 import time
 from pathlib import Path
 
-from tensorboard.compat.proto.event_pb2 import Event, SourceMetadata, TaggedRunMetadata
+from tensorboard.compat.proto.event_pb2 import Event, SourceMetadata
+from tensorboard.compat.proto.graph_pb2 import GraphDef
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.summary.writer.record_writer import RecordWriter
 
@@ -36,11 +37,8 @@ class EventFile:
     def add_scalars(self, values: dict[str, float], step: int) -> None:
         self.add_summary(Summary(value=[Summary.Value(tag=tag, simple_value=value) for tag, value in values.items()]), step)
 
-    def add_graph(self, graph_def, step_stats) -> None:
-        """A ``GraphDef`` and its ``RunMetadata``, as TensorBoard's graph tab reads them."""
+    def add_graph(self, graph_def: GraphDef) -> None:
         self._write(Event(wall_time=time.time(), graph_def=graph_def.SerializeToString()))
-        run_metadata = TaggedRunMetadata(tag="step1", run_metadata=step_stats.SerializeToString())
-        self._write(Event(wall_time=time.time(), tagged_run_metadata=run_metadata))
 
     def flush(self) -> None:
         self._file.flush()

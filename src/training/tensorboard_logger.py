@@ -7,7 +7,6 @@ import io
 import warnings
 from pathlib import Path
 from typing import Any, Callable
-from unittest import mock
 
 import google_crc32c
 import torch
@@ -15,7 +14,6 @@ from omegaconf import OmegaConf
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
 from tensorboard.summary.writer import record_writer
 from torch import Tensor, nn
-from torch.utils.tensorboard._pytorch_graph import graph as model_graph
 from torch.utils.tensorboard.summary import hparams as hparams_summary
 from torch.utils.tensorboard.summary import text
 
@@ -24,6 +22,7 @@ from src.config_text import config_yaml
 from src.errors import Rule, boolean, check_arguments, non_negative_int, null
 from src.run_log import log
 from src.training.event_file import EventFile
+from src.training.model_graph import model_graph
 from src.visuals import pil_image
 
 
@@ -151,12 +150,10 @@ class TensorBoardLogger:
     def log_graph(self, model: nn.Module, example: Tensor) -> None:
         if not self.graph:
             return
-        # The tracer runs the model a second time to check its own trace by default: half the cost, for a picture.
-        unchecked_trace = functools.partial(torch.jit.trace, check_trace=False)
-        with warnings.catch_warnings(), mock.patch.object(torch.jit, "trace", unchecked_trace):
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the tracer's warnings say nothing to a user
             try:
-                self.events.add_graph(*model_graph(model, example))
+                self.events.add_graph(model_graph(model, example))
             except Exception as error:  # a model the tracer cannot follow still trains
                 log.info(f"note: no model graph in TensorBoard ({type(error).__name__}: {error})")
 

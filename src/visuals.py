@@ -61,11 +61,17 @@ def pil_image(picture: Tensor):
     """A [C, H, W] picture (float in [0, 1], or uint8) as a PIL image: grey for one channel, else RGB(A)."""
     from PIL import Image  # only runs that draw pictures pay for the import
 
+    pixels = uint8_pixels(picture)
+    return Image.fromarray((pixels[0] if pixels.shape[0] == 1 else pixels.permute(1, 2, 0)).contiguous().numpy())
+
+
+def uint8_pixels(picture: Tensor) -> Tensor:
+    """A [C, H, W] picture (float in [0, 1], or uint8) as uint8 on the CPU."""
     pixels = picture.detach().cpu()
     if pixels.dtype != torch.uint8:
         # + 0.5 and truncation rounds as round() does (but at exact halves): 5x faster than round() on a CPU.
         pixels = pixels.mul(255).add_(0.5).clamp_(0, 255).to(torch.uint8)
-    return Image.fromarray((pixels[0] if pixels.shape[0] == 1 else pixels.permute(1, 2, 0)).contiguous().numpy())
+    return pixels
 
 
 def _drawable(canvas: Tensor | tuple[int, int]):

@@ -60,14 +60,14 @@ def test_pictures_are_written_as_drawn_and_histograms_hold_every_value(tmp_path)
     from src.training.tensorboard_logger import TensorBoardLogger
 
     logger = TensorBoardLogger(tmp_path)
-    colour, grey = torch.rand(3, 5, 7), torch.rand(1, 4, 6)
+    colour, grey, translucent, grey_alpha = torch.rand(3, 5, 7), torch.rand(1, 4, 6), torch.rand(4, 9, 2), torch.rand(2, 3, 3)
     drawn = torch.randint(0, 256, (5, 7, 3), dtype=torch.uint8).permute(2, 0, 1)  # as Pillow's pixels come, viewed as CHW
-    logger.log_visuals({"colour": colour, "grey": grey, "drawn": drawn}, step=3)
+    logger.log_visuals({"colour": colour, "grey": grey, "translucent": translucent, "grey_alpha": grey_alpha, "drawn": drawn}, step=3)
     weights = torch.nn.Linear(30, 20)
     logger.log_histograms(weights, step=3)
     logger.close()
     events = read_events(tmp_path)
-    for tag, picture in (("colour", colour), ("grey", grey), ("drawn", drawn)):
+    for tag, picture in (("colour", colour), ("grey", grey), ("translucent", translucent), ("grey_alpha", grey_alpha), ("drawn", drawn)):
         (event,) = events.Images(tag)
         assert event.step == 3 and (event.height, event.width) == picture.shape[1:]
         decoded = torch.from_numpy(np.array(Image.open(io.BytesIO(event.encoded_image_string))))

@@ -60,7 +60,7 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
         if len(seeds) == 1:
             return build(config.model, input_shape=data.input_shape, output_size=output_size)
         members, random_states = [], []
-        make = _refusing_in_one_line("model", build(config.model, _partial_=True))  # Hydra's instantiate once, ~40 ms
+        make = build_partial("model", config.model)  # Hydra's instantiate once, not once per member
         for seed in seeds:
             seed_everything(seed)
             members.append(make(input_shape=data.input_shape, output_size=output_size))
@@ -69,7 +69,16 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
         model.members, model.seeds, model.member_random_states = len(seeds), seeds, random_states
         return model
 
-    return build(config.task, _partial_=True)(model=make_model, spec=data)
+    return build_partial("task", config.task)(model=make_model, spec=data)
+
+
+def build_partial(group: str, config: DictConfig) -> Callable:
+    """``group``'s target with its settings, waiting for the run's own arguments. A call its target refuses
+    (a key it does not take, added with ``+``) ends in one line naming the group.
+
+    Cheaper than passing those arguments to ``build``: Hydra merges them into a copy of the config first
+    (~2.5 ms for the trainer's)."""
+    return _refusing_in_one_line(group, build(config, _partial_=True))
 
 
 def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFactory, int | None]:

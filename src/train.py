@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import cli
-from src.build import build, build_all, build_scheduler_factory, build_training, plain_config
+from src.build import build_all, build_partial, build_scheduler_factory, build_training, plain_config
 from src.config_text import config_yaml
 from src.errors import UserError, report_user_errors
 from src.run_log import log
@@ -35,7 +35,7 @@ def train(config: DictConfig) -> dict[str, float]:
     data, task, make_optimizer, batch_size = build_training(config)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
     loggers = build_all(config.get("logger"), log_dir=run_dir) if is_main_process() else []
-    trainer = build(config.trainer, run_dir=run_dir, logger=loggers, callbacks=build_all(config.get("callbacks")))
+    trainer = build_partial("trainer", config.trainer)(run_dir=run_dir, logger=loggers, callbacks=build_all(config.get("callbacks")))
     return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
 
 

@@ -236,6 +236,24 @@ def test_settings_torch_checks_late_or_never_are_refused_before_training(tmp_pat
     assert str(error.value).startswith(message) and len(str(error.value).splitlines()) == 1
 
 
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["+task.foo=1"], "task: TypeError: follow_the_data() got an unexpected keyword argument 'foo'"),
+        (["data=ring", "model=gan", "+task.foo=1"], "task: TypeError: Adversarial.__init__() got an unexpected keyword argument 'foo'"),
+        (["+trainer.foo=1"], "trainer: TypeError: Trainer.__init__() got an unexpected keyword argument 'foo'"),
+        (["+optimizer.foo=1"], "optimizer: TypeError: SGD.__init__() got an unexpected keyword argument 'foo'"),
+        (["+model.foo=1", "trainer.seeds=2"], "model: TypeError: MLP.__init__() got an unexpected keyword argument 'foo'"),
+        (["+model.foo=1"], "Error in call to target 'src.models.mlp.MLP': TypeError(\"MLP.__init__() got an unexpected keyword argument 'foo'\") full_key: model"),
+    ],
+)
+def test_a_key_added_with_plus_that_its_group_does_not_take_gets_one_line(tmp_path, overrides, message):
+    """``+group.key=value`` passes Hydra's own key check; the group's target refuses it (the task's did with a traceback)."""
+    with pytest.raises(UserError) as error:
+        run_training(tmp_path, *ONE_STEP, *overrides)
+    assert str(error.value) == message
+
+
 def test_a_scheduler_of_torch_with_a_list_setting_is_accepted(tmp_path):
     metrics = run_training(
         tmp_path, "logger=none", "trainer.max_steps=5", "scheduler=step", "scheduler._target_=torch.optim.lr_scheduler.MultiStepLR",

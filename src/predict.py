@@ -46,7 +46,7 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
     path = Path(input).expanduser()
     if not path.is_file():
         raise ConfigError("input", input, "file not found")
-    header, body = read_rows(path, ",")
+    header, body = read_rows(path, ",", header_optional=spec.feature_names is None)  # columns by position
     columns = _feature_columns(header, spec, path)
     rows = [[number(row[c], f"{path} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
     features = spec.scale(torch.tensor(rows, dtype=torch.float32)).reshape(len(rows), *spec.input_shape)

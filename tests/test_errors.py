@@ -110,6 +110,22 @@ def test_random_bytes_and_every_truncation_of_a_checkpoint_are_refused_in_one_li
     assert result.stderr.startswith(f"error: {broken}: ")
 
 
+def test_a_run_folder_or_another_file_given_as_checkpoint_gets_one_line_saying_what_it_is(tmp_path):
+    from src.training.checkpoint import load_checkpoint
+
+    run_training(tmp_path / "run", *ONE_STEP)
+    with pytest.raises(UserError) as error:
+        load_checkpoint(tmp_path / "run")
+    assert str(error.value) == f"ckpt_path='{tmp_path / 'run'}': a folder, not a checkpoint file; in it: checkpoints/best.ckpt, checkpoints/last.ckpt"
+    table, empty = tmp_path / "new.csv", tmp_path / "empty.ckpt"
+    table.write_text("x1,x2\n0.1,0.2\n")
+    empty.touch()
+    for path, what in ((table, "begins b'x1,x2\\n0.1,0.2\\n'"), (empty, "is empty")):
+        with pytest.raises(UserError) as error:
+            load_checkpoint(path)
+        assert str(error.value) == f"{path}: not a checkpoint file (torch.save writes a zip archive; this file {what})"
+
+
 def test_a_pickled_object_in_a_checkpoint_is_refused_and_never_run(tmp_path):
     import torch
 

@@ -63,6 +63,17 @@ def test_predict_counts_columns_for_unnamed_features(tmp_path):
     good = tmp_path / "two.csv"
     good.write_text("x,y\n1,2\n-3,0.5\n")
     assert predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(good), str(tmp_path / "o.csv")) == 2
+    named = (tmp_path / "o.csv").read_text().splitlines()
+    bare = tmp_path / "numbers.csv"  # numbers alone: no header row, so its first row is data too
+    bare.write_text("1,2\n-3,0.5\n")
+    assert predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(bare), str(tmp_path / "o.csv")) == 2
+    assert (tmp_path / "o.csv").read_text().splitlines() == ["x1,x2" + named[0].removeprefix("x,y"), *named[1:]]
+
+
+def test_a_training_csv_without_a_header_row_is_refused_saying_so(tmp_path, csv_file):
+    path = csv_file("1,2,0\n3,4,1\n5,6,0\n")
+    with pytest.raises(UserError, match=r"no such column .*\(columns: 1, 2, 0\); its first row holds numbers: the file needs a header row"):
+        run_training(tmp_path, "data=csv", f"data.path={path}", "data.target=label", "trainer.max_steps=1", "logger=none")
 
 
 def test_regression_prediction(tmp_path, csv_file):

@@ -22,7 +22,17 @@ def number(text: str, where: str) -> float:
     return value
 
 
-def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+def is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_rows(path: Path, delimiter: str, header_optional: bool = False) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """The header's column names and the data rows with their line numbers. With ``header_optional``, a first
+    row of numbers alone is data: the columns are named ``x1``, ``x2``, ... ."""
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.reader(handle, delimiter=delimiter)
@@ -33,12 +43,15 @@ def read_rows(path: Path, delimiter: str) -> tuple[list[str], list[tuple[int, li
     if not rows:
         raise UserError(f"{path}: the file is empty (expected a header row and data rows)")
     (_, header), body = rows[0], rows[1:]
+    first = "the header"
+    if header_optional and all(is_number(cell) for cell in header):
+        header, body, first = [f"x{i}" for i in range(1, len(header) + 1)], rows, "the first row"
     header = [name.strip() for name in header]
     if not body:
         raise UserError(f"{path}: only a header, no data rows")
     for line, row in body:
         if len(row) != len(header):
-            raise UserError(f"{path} line {line}: {len(row)} fields, but the header has {len(header)}")
+            raise UserError(f"{path} line {line}: {len(row)} fields, but {first} has {len(header)}")
     return header, body
 
 
@@ -60,7 +73,9 @@ def load_csv(
         raise ConfigError("data.path", path, "file not found")
     header, body = read_rows(file, delimiter)
     if target not in header:
-        raise ConfigError("data.target", target, f"no such column in {file} (columns: {', '.join(header)})")
+        numbers = all(is_number(name) for name in header)
+        hint = "; its first row holds numbers: the file needs a header row of column names" if numbers else ""
+        raise ConfigError("data.target", target, f"no such column in {file} (columns: {', '.join(header)}){hint}")
     feature_names = list(features) if features is not None else [name for name in header if name != target]
     missing = [name for name in feature_names if name not in header]
     if missing:

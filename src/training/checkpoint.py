@@ -50,8 +50,15 @@ def write_durably(data: bytes | str, path: Path) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load tensors and plain containers only; anything else in the file is refused, never run."""
     file = Path(path).expanduser()
+    if file.is_dir():  # a run folder, say
+        found = sorted(str(ckpt.relative_to(file)) for ckpt in [*file.glob("*.ckpt"), *file.glob(f"{CHECKPOINT_FOLDER}/*.ckpt")])
+        raise UserError(f"ckpt_path={str(path)!r}: a folder, not a checkpoint file" + (f"; in it: {', '.join(found)}" if found else ""))
     if not file.is_file():
         raise UserError(f"ckpt_path={str(path)!r}: no such checkpoint file")
+    with file.open("rb") as handle:
+        start = handle.read(16)
+    if not start.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its older format: a pickle
+        raise UserError(f"{file}: not a checkpoint file (torch.save writes a zip archive; this file {f'begins {start!r}' if start else 'is empty'})")
     try:
         state = torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:

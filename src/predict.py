@@ -1,6 +1,8 @@
 """Predict from a checkpoint: ``python -m src.predict ckpt_path=... input=new.csv output=preds.csv``.
 
 Each output row holds the input row, the predicted class and its probability (or the regression value).
+A model trained on pictures also takes a picture file or a folder of them (``input=photos/``): a row per
+picture, its file first.
 A run of several seeds predicts as their ensemble (the members' mean probability, or mean value),
 or as one member with ``member=<seed>``.
 """
@@ -18,6 +20,7 @@ from omegaconf import DictConfig
 from src import cli
 from src.build import build_from_checkpoint
 from src.data.csv_table import number, read_rows
+from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
 from src.data.spec import DataSpec
 from src.errors import ConfigError, UserError, check, integer, report_user_errors
 from src.run_log import log
@@ -44,25 +47,50 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
     task, spec, _ = build_from_checkpoint(ckpt_path, member)
     task = task.solo_view()
     path = Path(input).expanduser()
-    if not path.is_file():
-        raise ConfigError("input", input, "file not found")
-    header, body = read_rows(path, ",", header_optional=spec.feature_names is None)  # columns by position
-    columns = _feature_columns(header, spec, path)
-    rows = [[number(row[c], f"{path} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
-    features = spec.scale(torch.tensor(rows, dtype=torch.float32)).reshape(len(rows), *spec.input_shape)
+    files = _picture_files(path, spec, input)
+    if files is not None:
+        features = torch.from_numpy(pictures(files, spec.info, spec.input_shape[1:], f"input={input}"))
+        names, shown = ["file"], [[str(file)] for file in files]
+    else:
+        if not path.is_file():
+            raise ConfigError("input", input, "file not found")
+        header, body = read_rows(path, ",", header_optional=spec.feature_names is None)  # columns by position
+        columns = _feature_columns(header, spec, path)
+        rows = [[number(row[c], f"{path} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
+        features = torch.tensor(rows, dtype=torch.float32).reshape(len(rows), *spec.input_shape)
+        names, shown = [header[c] for c in columns], [[row[c] for c in columns] for _, row in body]
     try:
-        predicted = task.prediction_columns(features)
+        predicted = task.prediction_columns(spec.scale(features))
     except UserError as error:
         raise UserError(f"ckpt_path={ckpt_path}: {error}") from None
     try:
         with open(output, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow([header[c] for c in columns] + list(predicted))
-            for (_, row), *result in zip(body, *predicted.values()):
-                writer.writerow([row[c] for c in columns] + result)
+            writer.writerow(names + list(predicted))
+            for row, *result in zip(shown, *predicted.values()):
+                writer.writerow(row + result)
     except OSError as error:
         raise UserError(f"output={output}: cannot write ({error.strerror or error})") from None
-    return len(body)
+    return len(shown)
+
+
+def _picture_files(path: Path, spec: DataSpec, given: str) -> list[Path] | None:
+    """The picture files ``input`` names (a picture, or a folder of them, read as far down as it goes), or
+    None for a CSV of rows."""
+    is_picture_model = PICTURES in spec.info
+    if not path.is_dir() and path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    if not is_picture_model:
+        what = "a folder" if path.is_dir() else "a picture"
+        raise ConfigError("input", given, f"{what}, but this model takes rows of {math.prod(spec.input_shape)} numbers (data {spec.name}): give a CSV")
+    if not path.is_dir():
+        if not path.is_file():
+            raise ConfigError("input", given, "file not found")
+        return [path]
+    files = sorted(file for file in path.rglob("*") if file.suffix.lower() in IMAGE_SUFFIXES and file.is_file())
+    if not files:
+        raise ConfigError("input", given, f"no picture files in it ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")

@@ -70,13 +70,20 @@ def test_mnist_reads_the_published_files_keeps_the_test_split_and_caches_them(tm
     assert {name: data.size(name) for name in data.splits} == {"train": 90, "val": 30, "test": 40}
     train = data.splits["train"][0]
     assert train.mean(dim=(0, 2, 3)).abs().max() < 1e-5 and (train.std(dim=(0, 2, 3)) - 1).abs().max() < 1e-3  # per channel
-    assert data.spec.mean.shape == (1, 1, 1)
+    assert data.spec.mean.shape == (1, 1, 1) and data.spec.info == {"picture_mode": "L"}  # predict reads grey pictures for it
     # The next start reads the cache alone.
     for name in image_sets.IDX_FILES:
         (folder / name).unlink()
     again = image_sets.mnist(root=str(tmp_path / "root"), download=False)
     np.testing.assert_array_equal(again.features, dataset.features)
     np.testing.assert_array_equal(again.test[1], dataset.test[1])
+    # A picture file of one of them reads back as the data set's row, in [0, 1] or, for a tanh generator, in [-1, 1].
+    from PIL import Image
+
+    Image.fromarray((dataset.features[7, 0] * 255).round().astype(np.uint8)).save(tmp_path / "7.png")
+    for unit_range in (False, True):
+        pixels = image_sets.mnist(root=str(tmp_path / "root"), download=False, unit_range=unit_range)
+        np.testing.assert_array_equal(image_sets.pictures([tmp_path / "7.png"], pixels.info, (28, 28), "input")[0], pixels.features[7])
 
 
 def test_a_changed_byte_is_refused_naming_the_file_and_both_checksums(tmp_path, monkeypatch):
@@ -237,6 +244,44 @@ def test_an_image_folder_is_read_resized_and_labelled_by_its_sub_folders(tmp_pat
     with pytest.raises(UserError, match="broken.png is not a readable image"):
         image_sets.image_folder(str(folder))
     assert image_sets.image_folder(str(folder), on_bad_file="skip").features.shape == (24, 3, 32, 32)
+
+
+def test_a_model_trained_on_pictures_predicts_picture_files_as_it_scored_them_in_training(tmp_path):
+    import csv
+
+    from src.build import build_from_checkpoint
+    from src.predict import predict
+
+    folder = write_image_folder(tmp_path / "pictures")
+    run_training(
+        tmp_path / "run", "data=image_folder", f"data.path={folder}", "data.image_size=[10,12]", "model=cnn",
+        "model.channels=[4]", "model.hidden=[8]", "trainer.max_steps=30", "optimizer=adam", "logger=none",
+    )
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    assert predict(checkpoint, str(folder), str(tmp_path / "all.csv")) == 24
+    rows = list(csv.DictReader((tmp_path / "all.csv").open()))
+    assert [row["file"] for row in rows] == [str(path) for name in ("cats", "dogs") for path in sorted((folder / name).iterdir())]
+    task, spec, _ = build_from_checkpoint(checkpoint)
+    with torch.no_grad():  # the same pixels, resized and standardized as the run's own data
+        expected = task.prediction_columns(spec.scale(torch.from_numpy(image_sets.image_folder(str(folder), image_size=[10, 12]).features)))
+    assert [row["prediction"] for row in rows] == expected["prediction"] and [row["probability"] for row in rows] == expected["probability"]
+    one = folder / "dogs" / "3.png"
+    assert predict(checkpoint, str(one), str(tmp_path / "one.csv")) == 1
+    assert list(csv.DictReader((tmp_path / "one.csv").open())) == [row for row in rows if row["file"] == str(one)]
+    (folder / "dogs" / "broken.png").write_bytes(b"not a picture")
+    with pytest.raises(UserError, match=r"^input=.*pictures: .*broken\.png is not a readable image"):
+        predict(checkpoint, str(folder), str(tmp_path / "o.csv"))
+
+
+def test_a_picture_for_a_model_of_rows_is_refused_in_one_line(tmp_path):
+    from src.predict import predict
+
+    folder = write_image_folder(tmp_path / "pictures")
+    run_training(tmp_path / "run", "data=digits", "model=mlp", "trainer.max_steps=2", "logger=none")
+    for given, what in ((folder, "a folder"), (folder / "cats" / "1.png", "a picture")):
+        with pytest.raises(UserError) as error:
+            predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(given), str(tmp_path / "o.csv"))
+        assert str(error.value) == f"input='{given}': {what}, but this model takes rows of 64 numbers (data digits): give a CSV"
 
 
 def test_arrays_from_an_npz_or_a_folder_of_npy_files(tmp_path):

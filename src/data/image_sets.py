@@ -11,6 +11,7 @@ import os
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +62,7 @@ def _unit_range(dataset: Dataset, unit_range: bool) -> Dataset:
     if check("data.unit_range", unit_range, boolean):
         dataset.features = dataset.features * 2 - 1
         dataset.test = (dataset.test[0] * 2 - 1, dataset.test[1])
+        dataset.info[PIXEL_RANGE] = [-1.0, 1.0]
     return dataset
 
 
@@ -114,7 +116,10 @@ def _cached(name: str, folder: Path, read, classes: list[str]) -> Dataset:
                 raise UserError(f"data {name}: {split} labels range over {labels.min()}..{labels.max()}, not 0..{len(classes) - 1}")
         _save_npz(cache, {f"{kind}_{split}": array for split, pair in splits.items() for kind, array in zip("xy", pair)})
     (x, y), test = splits["train"], splits["test"]
-    return Dataset(_pixels(x), y.astype(np.int64), "classification", name, list(classes), test=(_pixels(test[0]), test[1].astype(np.int64)))
+    return Dataset(
+        _pixels(x), y.astype(np.int64), "classification", name, list(classes), info=picture_info(x.shape[1]),
+        test=(_pixels(test[0]), test[1].astype(np.int64)),
+    )
 
 
 def _save_npz(path: Path, arrays: dict[str, np.ndarray]) -> None:
@@ -128,12 +133,51 @@ def _pixels(images: np.ndarray) -> np.ndarray:
     return images.astype(np.float32) / 255.0
 
 
+#: The data's ``info`` key of a data set of pictures: Pillow's mode of its pixels ("L" grey, "RGB"), so that
+#: ``src.predict`` can read new picture files as the training pictures were read.
+PICTURES = "picture_mode"
+#: ... and the range its pixels were mapped to, when not [0, 1].
+PIXEL_RANGE = "pixel_range"
+
+
+def picture_info(channels: int) -> dict[str, str]:
+    return {PICTURES: "L" if channels == 1 else "RGB"}
+
+
+class UnreadablePicture(Exception):
+    """A file Pillow cannot read as a picture (the reason is the message)."""
+
+
+def read_picture(file: Path, mode: str, size: Sequence[int]) -> np.ndarray:
+    """A picture file as C×H×W uint8 pixels in Pillow's ``mode``, resized to ``size`` (height, width)."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            pixels = np.asarray(image.convert(mode).resize((size[1], size[0]), Image.BILINEAR), dtype=np.uint8)
+    # OSError covers Pillow's UnidentifiedImageError and truncated files; a decompression bomb is refused too.
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+        raise UnreadablePicture(str(error)) from None
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+
+
+def pictures(files: list[Path], info: dict[str, Any], size: Sequence[int], where: str) -> np.ndarray:
+    """Picture files read as the training pictures were (``info``: the data's): N×C×H×W floats in their range;
+    an unreadable one stops with one line, ``where`` first."""
+    mode, (low, high) = info[PICTURES], info.get(PIXEL_RANGE, (0.0, 1.0))
+    read = []
+    for file in files:
+        try:
+            read.append(read_picture(file, mode, size))
+        except UnreadablePicture as error:
+            raise UserError(f"{where}: {file} is not a readable image ({error})") from None
+    return _pixels(np.stack(read)) * np.float32(high - low) + np.float32(low)
+
+
 def image_folder(
     path: str | None = None, image_size: int | list[int] = 32, channels: int = 3, on_bad_file: str = "error"
 ) -> Dataset:
     """One sub-folder per class, its name the class's; PNG, JPEG, BMP, ... read with Pillow and resized."""
-    from PIL import Image, UnidentifiedImageError
-
     rules = {"path": a_path, "channels": one_of(1, 3), "on_bad_file": one_of("error", "skip")}
     check_arguments("data", locals(), rules)
     if isinstance(image_size, int) and not isinstance(image_size, bool):
@@ -153,22 +197,19 @@ def image_folder(
     for label, name in enumerate(classes):
         for file in sorted(f for f in (folder / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES):
             try:
-                with Image.open(file) as image:
-                    picture = image.convert("L" if channels == 1 else "RGB").resize(size[::-1], Image.BILINEAR)
-            except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as error:
+                images.append(read_picture(file, picture_info(channels)[PICTURES], size))
+            except UnreadablePicture as error:
                 if on_bad_file == "error":
                     raise UserError(f"data.path={path}: {file} is not a readable image ({error}); data.on_bad_file=skip leaves such files out") from None
                 bad.append(file)
                 continue
-            pixels = np.asarray(picture, dtype=np.uint8)
-            images.append(pixels[None] if channels == 1 else pixels.transpose(2, 0, 1))
             labels.append(label)
     if bad:
         log.warning(f"data.path={path}: left out {len(bad)} unreadable file(s), the first {bad[0]}")
     empty = [name for label, name in enumerate(classes) if label not in labels]
     if empty:
         raise UserError(f"data.path={path}: no readable image in {', '.join(empty)}")
-    return Dataset(_pixels(np.stack(images)), np.asarray(labels, dtype=np.int64), "classification", folder.name, classes)
+    return Dataset(_pixels(np.stack(images)), np.asarray(labels, dtype=np.int64), "classification", folder.name, classes, info=picture_info(channels))
 
 
 def arrays(path: str | None = None, target_type: str = "auto") -> Dataset:

@@ -77,10 +77,9 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
 def _picture_files(path: Path, spec: DataSpec, given: str) -> list[Path] | None:
     """The picture files ``input`` names (a picture, or a folder of them, read as far down as it goes), or
     None for a CSV of rows."""
-    is_picture_model = PICTURES in spec.info
     if not path.is_dir() and path.suffix.lower() not in IMAGE_SUFFIXES:
         return None
-    if not is_picture_model:
+    if PICTURES not in spec.info:
         what = "a folder" if path.is_dir() else "a picture"
         raise ConfigError("input", given, f"{what}, but this model takes rows of {math.prod(spec.input_shape)} numbers (data {spec.name}): give a CSV")
     if not path.is_dir():

@@ -193,11 +193,11 @@ def image_folder(
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
         raise UserError(f"data.path={path}: needs one sub-folder per class, at least two; found {len(classes)}")
-    images, labels, bad = [], [], []
+    info, images, labels, bad = picture_info(channels), [], [], []
     for label, name in enumerate(classes):
         for file in sorted(f for f in (folder / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES):
             try:
-                images.append(read_picture(file, picture_info(channels)[PICTURES], size))
+                images.append(read_picture(file, info[PICTURES], size))
             except UnreadablePicture as error:
                 if on_bad_file == "error":
                     raise UserError(f"data.path={path}: {file} is not a readable image ({error}); data.on_bad_file=skip leaves such files out") from None
@@ -209,7 +209,7 @@ def image_folder(
     empty = [name for label, name in enumerate(classes) if label not in labels]
     if empty:
         raise UserError(f"data.path={path}: no readable image in {', '.join(empty)}")
-    return Dataset(_pixels(np.stack(images)), np.asarray(labels, dtype=np.int64), "classification", folder.name, classes, info=picture_info(channels))
+    return Dataset(_pixels(np.stack(images)), np.asarray(labels, dtype=np.int64), "classification", folder.name, classes, info=info)
 
 
 def arrays(path: str | None = None, target_type: str = "auto") -> Dataset:

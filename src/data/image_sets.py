@@ -60,9 +60,9 @@ def fashion_mnist(root: str | None = None, download: bool = True, unit_range: bo
 
 def _unit_range(dataset: Dataset, unit_range: bool) -> Dataset:
     if check("data.unit_range", unit_range, boolean):
-        dataset.features = dataset.features * 2 - 1
-        dataset.test = (dataset.test[0] * 2 - 1, dataset.test[1])
         dataset.info[PIXEL_RANGE] = [-1.0, 1.0]
+        dataset.features = _in_range(dataset.features, dataset.info)
+        dataset.test = (_in_range(dataset.test[0], dataset.info), dataset.test[1])
     return dataset
 
 
@@ -140,6 +140,12 @@ PICTURES = "picture_mode"
 PIXEL_RANGE = "pixel_range"
 
 
+def _in_range(pixels: np.ndarray, info: dict[str, Any]) -> np.ndarray:
+    """Pixels in [0, 1] mapped to the data's range (``info``), the same for training and for ``src.predict``."""
+    low, high = info.get(PIXEL_RANGE, (0.0, 1.0))
+    return pixels * np.float32(high - low) + np.float32(low)
+
+
 def picture_info(channels: int) -> dict[str, str]:
     return {PICTURES: "L" if channels == 1 else "RGB"}
 
@@ -164,14 +170,13 @@ def read_picture(file: Path, mode: str, size: Sequence[int]) -> np.ndarray:
 def pictures(files: list[Path], info: dict[str, Any], size: Sequence[int], where: str) -> np.ndarray:
     """Picture files read as the training pictures were (``info``: the data's): N×C×H×W floats in their range;
     an unreadable one stops with one line, ``where`` first."""
-    mode, (low, high) = info[PICTURES], info.get(PIXEL_RANGE, (0.0, 1.0))
     read = []
     for file in files:
         try:
-            read.append(read_picture(file, mode, size))
+            read.append(read_picture(file, info[PICTURES], size))
         except UnreadablePicture as error:
             raise UserError(f"{where}: {file} is not a readable image ({error})") from None
-    return _pixels(np.stack(read)) * np.float32(high - low) + np.float32(low)
+    return _in_range(_pixels(np.stack(read)), info)
 
 
 def image_folder(

@@ -95,13 +95,40 @@ def _write(image, xy: tuple[int, int], text: str, anchor: str, colour: tuple[int
 def _lettering(text: str, anchor: str):
     """``text`` as a coverage mask and its offset from the anchor point: drawn once, then pasted wherever it
     recurs (counts, class names, labels, at every check), several times cheaper than drawing it each time."""
-    from PIL import Image, ImageDraw, ImageFont
+    return _number_lettering(text, anchor) if len(text) > 1 and text.isdigit() else _drawn(text, anchor)
 
-    font = ImageFont.load_default(size=13)
+
+def _drawn(text: str, anchor: str):
+    from PIL import Image, ImageDraw
+
+    font = _font()
     left, top, right, bottom = font.getbbox(text, anchor=anchor)
     mask = Image.new("L", (max(right - left, 1), max(bottom - top, 1)), 0)
     ImageDraw.Draw(mask).text((-left, -top), text, font=font, fill=255, anchor=anchor)
     return mask, left, top
+
+
+def _number_lettering(number: str, anchor: str):
+    """A number's digits' masks side by side: Pillow's own drawing of it (tested), since the font's digits are
+    boxes of one width with their ink inside, placed a box apart. A confusion matrix's counts are mostly new
+    strings, ~0.3 ms each to lay out and draw whole; this costs ~0.02 ms."""
+    from PIL import Image
+
+    glyphs = [_lettering(digit, anchor) for digit in number]
+    first, left, top = glyphs[0]
+    if first.width != _font().getlength(number[0]) or any((mask.size, x, y) != (first.size, left, top) for mask, x, y in glyphs):
+        return _drawn(number, anchor)  # a font whose digits differ
+    mask = Image.new("L", (first.width * len(number), first.height))
+    for index, (glyph, _, _) in enumerate(glyphs):
+        mask.paste(glyph, (index * first.width, 0))
+    return mask, left * len(number), top
+
+
+@functools.cache
+def _font():
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=13)
 
 
 def tensor_of(image) -> Tensor:

@@ -246,6 +246,17 @@ def test_pictures_carry_their_counts_labels_and_legends():
     assert torch.allclose(corner, visuals._PALETTE[0][:, None, None], atol=0.01)
 
 
+@pytest.mark.parametrize("anchor", ["mm", "ms", "rm", "lm", "mt"])
+def test_numbers_put_together_from_their_digits_are_pillows_own_drawing_of_them(anchor):
+    from src import visuals
+
+    for number in [*map(str, range(10, 400)), "0000", "4096", "1234567890"]:
+        mask, left, top = visuals._lettering(number, anchor)
+        drawn, drawn_left, drawn_top = visuals._drawn(number, anchor)
+        assert (left, top, mask.size) == (drawn_left, drawn_top, drawn.size), number
+        assert np.array_equal(np.asarray(mask), np.asarray(drawn)), number
+
+
 def test_hparams_hold_what_an_experiment_changed_from_its_options_own_yaml():
     from src.training.tensorboard_logger import hyperparameters
 

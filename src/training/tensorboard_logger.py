@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 import google_crc32c
 import numpy as np
+from isal import isal_zlib
 import torch
 from omegaconf import OmegaConf
 from tensorboard.compat.proto.summary_pb2 import HistogramProto, Summary
@@ -231,11 +232,12 @@ _PNG_COLOUR_TYPES = {1: 0, 2: 4, 3: 2, 4: 6}  # channels → the PNG header's co
 
 
 def png_bytes(image: Tensor) -> bytes:
-    """The picture as a PNG file: each row "up"-filtered (minus the row above it), compressed at zlib's level 1.
+    """The picture as a PNG file: each row "up"-filtered (minus the row above it), deflated by ISA-L at its level 1.
 
     Pillow's encoder tries all five PNG filters on every row of an RGB picture and cannot be told to use
-    one: 5.2 ms for a 10-class confusion matrix (464×452), against 1.6–2.0 ms here for a file ~7% larger.
-    TensorBoard's own add_image goes through float64 arrays and zlib's level 6."""
+    one: 5.2 ms for a 10-class confusion matrix (464×452), against 0.3 ms here (1.7 ms of it was zlib's
+    level 1, 0.19 ms ISA-L's, for the same size) for a file ~7% larger. TensorBoard's own add_image goes
+    through float64 arrays and zlib's level 6."""
     pixels = uint8_pixels(image)
     channels, height, width = pixels.shape
     rows = pixels.permute(1, 2, 0).reshape(height, width * channels).numpy()
@@ -244,7 +246,7 @@ def png_bytes(image: Tensor) -> bytes:
     filtered[0, 1:] = rows[0]
     np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # modulo 256, as PNG wants
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOUR_TYPES[channels], 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(filtered.tobytes(), 1)) + _chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", isal_zlib.compress(filtered.tobytes(), 1)) + _chunk(b"IEND", b"")
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

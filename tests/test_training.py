@@ -80,7 +80,7 @@ def weights(run_dir):
      ("adam", ["scheduler=plateau", "scheduler.patience=0", "scheduler.threshold=0.05"])],
     ids=["minibatch-cosine", "adam-cosine", "adam-warmup_cosine", "minibatch-one_cycle", "adam-plateau"],
 )
-def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, optimizer, scheduler):
+def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, capsys, optimizer, scheduler):
     args = [
         "data=moons", "model=mlp", f"optimizer={optimizer}", "model.dropout=0.1", *scheduler,
         "trainer.max_epochs=12", "trainer.max_steps=null", "trainer.val_every_n_epochs=1", *QUIET,
@@ -90,8 +90,10 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, optimizer
     with pytest.raises(Interrupted):
         run_training(tmp_path / "part", *args, "+callbacks.stop._target_=tests.conftest.InterruptAtStep18")
     assert weights(tmp_path / "part")["loop"]["batch_in_epoch"] == 2
+    capsys.readouterr()
     resumed = run_training(tmp_path / "rest", *args, f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}")
     assert resumed["step"] == whole["step"] == 48
+    assert re.search(r"^trained 12 epochs, 48 steps \(resumed at step 18: 30 steps in [\d.]+ s\)$", capsys.readouterr().out, re.M)
     for name, value in weights(tmp_path / "whole")["model"].items():
         assert torch.equal(value, weights(tmp_path / "rest")["model"][name]), name
     assert {k: v for k, v in resumed.items() if k != "train/step_loss"} == {

@@ -57,3 +57,10 @@ class Progress(Callback):
         left = tqdm.format_interval((self.total - step) / rate) if rate > 0 else "?"
         line = f"step {step}/{self.total} ({step / self.total:.0%}), epoch {epoch}, {rate:.3g} steps/s, {left} left {self.shown}"
         log.info(line.rstrip(), extra=FILE_ONLY if self.bar is not None else None)
+
+
+def trained_line(epochs: int, steps: int, resumed_at: int, seconds: float) -> str:
+    """The run's closing line; after a resume the time is this process's part only, and says so."""
+    if not resumed_at:
+        return f"trained {epochs} epochs, {steps} steps in {seconds:.3f} s"
+    return f"trained {epochs} epochs, {steps} steps (resumed at step {resumed_at}: {steps - resumed_at} steps in {seconds:.3f} s)"

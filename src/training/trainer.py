@@ -33,7 +33,7 @@ from src.training.gradients import backward_pass
 from src.training.logger import Logger
 from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
 from src.training.monitor import Monitor
-from src.training.progress import Progress
+from src.training.progress import Progress, trained_line
 from src.training.reporting import Reporter
 from src.training.schedules import build_scheduler, planned_span
 from src.training.seeds import clip_grad_norm_per_member, member_seeds, per_member, summarize
@@ -181,8 +181,7 @@ class Trainer:
         self.last_metrics: dict[str, float] = {}  # the latest check's, so a resumed finished run reports them unchanged
         self.member_metrics: list[dict[str, float]] = []  # the same, per member
         self.reporter = Reporter(self, self.loggers if self.rank == 0 else [])  # only rank 0 writes
-        self.fingerprint = run_fingerprint(self.config, self.data_state, self.optimizers, self.schedulers)
-        self.fingerprint["number of seeds"] = self.members
+        self.fingerprint = run_fingerprint(self.config, self.data_state, self.optimizers, self.schedulers) | {"number of seeds": self.members}
         if ckpt_path is not None:
             resume(self, ckpt_path)
         self.reporter.model_summary(summary)
@@ -194,7 +193,8 @@ class Trainer:
         try:
             for hook in self.hooks["on_fit_start"]:
                 hook(self)
-            if self.state.step == 0:
+            self.resumed_at = self.state.step
+            if not self.resumed_at:
                 self.reporter.start(self.optimizers[0].param_groups[0]["lr"])
             with anomaly, StopOnSignals(self):
                 started = time.perf_counter()
@@ -345,6 +345,6 @@ class Trainer:
         for hook in self.hooks["on_fit_end"]:
             hook(self, metrics)
         if self.rank == 0:
-            log.info(f"trained {self.state.epoch} epochs, {self.state.step} steps in {self.train_seconds:.3f} s")
+            log.info(trained_line(self.state.epoch, self.state.step, self.resumed_at, self.train_seconds))
             write_durably(json.dumps(metrics, indent=2) + "\n", self.run_dir / "metrics.json")
         return metrics

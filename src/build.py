@@ -175,10 +175,10 @@ def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, D
     """
     checkpoint = load_checkpoint(path)
     if "config" not in checkpoint or "data" not in checkpoint:
-        raise UserError(f"ckpt_path={path}: holds no config or data description to rebuild the model from")
+        raise UserError(f"ckpt_path={str(path)!r}: holds no config or data description to rebuild the model from")
     config = OmegaConf.create(checkpoint["config"])
     if not isinstance(config.get("task"), DictConfig):
-        raise UserError(f"ckpt_path={path}: written by an earlier version (its task is a name, not a config); retrain it")
+        raise UserError(f"ckpt_path={str(path)!r}: written by an earlier version (its task is a name, not a config); retrain it")
     spec = DataSpec.from_state(checkpoint["data"])
     weights = checkpoint["model"]
     if member is not None:
@@ -189,7 +189,7 @@ def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, D
             weights = member_state(weights, seeds.index(member))
             config.trainer.seeds, config.trainer.seed = 1, member
     task = build_task(config, spec)
-    load_weights(task, weights, f"ckpt_path={path}: does not match the model its config describes")
+    load_weights(task, weights, f"ckpt_path={str(path)!r}: does not match the model its config describes")
     return task.eval(), spec, config
 
 

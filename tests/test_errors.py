@@ -74,7 +74,7 @@ def test_checkpoint_of_another_shape_is_refused_and_left_intact(tmp_path):
     run_training(tmp_path / "small", *ONE_STEP)
     checkpoint = tmp_path / "small" / "checkpoints" / "last.ckpt"
     before = checkpoint.read_bytes()
-    with pytest.raises(UserError, match=r"^ckpt_path=.*last\.ckpt: does not match this model \(model\.layers\.1\.weight has shape \(4, 2\) in the checkpoint, \(8, 2\) in this model\)$"):
+    with pytest.raises(UserError, match=r"^ckpt_path='.*last\.ckpt': does not match this model \(model\.layers\.1\.weight has shape \(4, 2\) in the checkpoint, \(8, 2\) in this model\)$"):
         run_training(tmp_path / "big", *ONE_STEP, "model.hidden=[8]", f"ckpt_path={checkpoint}")
     assert checkpoint.read_bytes() == before
 
@@ -226,7 +226,7 @@ def test_a_checkpoint_of_another_kind_of_run_is_refused_before_the_first_step(tm
     with pytest.raises(UserError) as error:
         run_training(tmp_path / "second", *ONE_STEP, *resumed_by, f"ckpt_path={checkpoint}")
     message = str(error.value)
-    assert message.startswith(f"ckpt_path={checkpoint}: ") and difference in message and len(message.splitlines()) == 1
+    assert message.startswith(f"ckpt_path={str(checkpoint)!r}: ") and difference in message and len(message.splitlines()) == 1
     assert checkpoint.read_bytes() == before and not (tmp_path / "second" / "checkpoints").exists()
 
 

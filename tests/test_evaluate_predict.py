@@ -50,7 +50,7 @@ def test_predict_names_missing_columns(trained, tmp_path):
     run, _, _ = trained
     bad = tmp_path / "bad.csv"
     bad.write_text("a,c\n1,2\n")
-    with pytest.raises(UserError, match=r"^input=.*bad\.csv: missing column\(s\) b; the model takes a, b$"):
+    with pytest.raises(UserError, match=r"^input='.*bad\.csv': missing column\(s\) b; the model takes a, b$"):
         predict(str(run / "out" / "checkpoints" / "best.ckpt"), str(bad), str(tmp_path / "o.csv"))
 
 

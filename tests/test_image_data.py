@@ -269,7 +269,7 @@ def test_a_model_trained_on_pictures_predicts_picture_files_as_it_scored_them_in
     assert predict(checkpoint, str(one), str(tmp_path / "one.csv")) == 1
     assert list(csv.DictReader((tmp_path / "one.csv").open())) == [row for row in rows if row["file"] == str(one)]
     (folder / "dogs" / "broken.png").write_bytes(b"not a picture")
-    with pytest.raises(UserError, match=r"^input=.*pictures: .*broken\.png is not a readable image"):
+    with pytest.raises(UserError, match=r"^input='.*pictures': .*broken\.png is not a readable image"):
         predict(checkpoint, str(folder), str(tmp_path / "o.csv"))
 
 

@@ -108,17 +108,17 @@ def restore_training_state(
     """
     checkpoint = load_checkpoint(path)
     if "optimizers" not in checkpoint:
-        raise UserError(f"ckpt_path={path}: holds weights only (a best.ckpt); resume from last.ckpt")
+        raise UserError(f"ckpt_path={str(path)!r}: holds weights only (a best.ckpt); resume from last.ckpt")
     for what, here in fingerprint.items():
         there = checkpoint.get("run", {}).get(what, here)  # checkpoints written before this check carry none
         if there != here:
-            raise UserError(f"ckpt_path={path}: does not fit this run ({what}: {_words(there)} in the checkpoint, {_words(here)} in this run)")
-    load_weights(model, checkpoint["model"], f"ckpt_path={path}: does not match this model")
+            raise UserError(f"ckpt_path={str(path)!r}: does not fit this run ({what}: {_words(there)} in the checkpoint, {_words(here)} in this run)")
+    load_weights(model, checkpoint["model"], f"ckpt_path={str(path)!r}: does not match this model")
     try:
         for optimizer, saved in zip(optimizers, checkpoint["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
     except (ValueError, KeyError) as error:
-        raise UserError(f"ckpt_path={path}: does not match this optimizer ({error})") from None
+        raise UserError(f"ckpt_path={str(path)!r}: does not match this optimizer ({error})") from None
     for scheduler, saved in zip(schedulers, checkpoint.get("schedulers", [])):
         scheduler.load_state_dict(saved)
     return checkpoint

@@ -173,12 +173,12 @@ def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, D
     A run of several seeds gives its stacked members (``task.solo_view()`` is their ensemble), or
     with ``member=<seed>`` that seed's model alone.
     """
-    checkpoint = load_checkpoint(path)
+    checkpoint, where = load_checkpoint(path), f"ckpt_path={str(path)!r}"
     if "config" not in checkpoint or "data" not in checkpoint:
-        raise UserError(f"ckpt_path={str(path)!r}: holds no config or data description to rebuild the model from")
+        raise UserError(f"{where}: holds no config or data description to rebuild the model from")
     config = OmegaConf.create(checkpoint["config"])
     if not isinstance(config.get("task"), DictConfig):
-        raise UserError(f"ckpt_path={str(path)!r}: written by an earlier version (its task is a name, not a config); retrain it")
+        raise UserError(f"{where}: written by an earlier version (its task is a name, not a config); retrain it")
     spec = DataSpec.from_state(checkpoint["data"])
     weights = checkpoint["model"]
     if member is not None:
@@ -189,7 +189,7 @@ def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, D
             weights = member_state(weights, seeds.index(member))
             config.trainer.seeds, config.trainer.seed = 1, member
     task = build_task(config, spec)
-    load_weights(task, weights, f"ckpt_path={str(path)!r}: does not match the model its config describes")
+    load_weights(task, weights, f"{where}: does not match the model its config describes")
     return task.eval(), spec, config
 
 

@@ -192,12 +192,12 @@ def image_folder(
     check("data.image_size", size, nonempty_list_of(positive_int))
     if len(size) != 2:
         raise ConfigError("data.image_size", image_size, "must be one size or [height, width]")
-    folder = Path(path).expanduser()
+    folder, where = Path(path).expanduser(), f"data.path={str(path)!r}"
     if not folder.is_dir():
-        raise UserError(f"data.path={str(path)!r}: no such folder")
+        raise UserError(f"{where}: no such folder")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if len(classes) < 2:
-        raise UserError(f"data.path={str(path)!r}: needs one sub-folder per class, at least two; found {len(classes)}")
+        raise UserError(f"{where}: needs one sub-folder per class, at least two; found {len(classes)}")
     info, images, labels, bad = picture_info(channels), [], [], []
     for label, name in enumerate(classes):
         for file in sorted(f for f in (folder / name).rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES):
@@ -205,15 +205,15 @@ def image_folder(
                 images.append(read_picture(file, info[PICTURES], size))
             except UnreadablePicture as error:
                 if on_bad_file == "error":
-                    raise UserError(f"data.path={str(path)!r}: {file} is not a readable image ({error}); data.on_bad_file=skip leaves such files out") from None
+                    raise UserError(f"{where}: {file} is not a readable image ({error}); data.on_bad_file=skip leaves such files out") from None
                 bad.append(file)
                 continue
             labels.append(label)
     if bad:
-        log.warning(f"data.path={str(path)!r}: left out {len(bad)} unreadable file(s), the first {bad[0]}")
+        log.warning(f"{where}: left out {len(bad)} unreadable file(s), the first {bad[0]}")
     empty = [name for label, name in enumerate(classes) if label not in labels]
     if empty:
-        raise UserError(f"data.path={str(path)!r}: no readable image in {', '.join(empty)}")
+        raise UserError(f"{where}: no readable image in {', '.join(empty)}")
     return Dataset(_pixels(np.stack(images)), np.asarray(labels, dtype=np.int64), "classification", folder.name, classes, info=info)
 
 
@@ -224,7 +224,7 @@ def arrays(path: str | None = None, target_type: str = "auto") -> Dataset:
     """
     check("data.target_type", target_type, one_of("auto", "classification", "regression"))
     check("data.path", path, a_path)
-    source = Path(path).expanduser()
+    source, where = Path(path).expanduser(), f"data.path={str(path)!r}"
     try:
         if source.is_dir():
             found = {name: np.load(source / f"{name}.npy", allow_pickle=False) for name in ("x", "y")}
@@ -232,23 +232,23 @@ def arrays(path: str | None = None, target_type: str = "auto") -> Dataset:
             with np.load(source, allow_pickle=False) as archive:
                 found = {name: archive[name] for name in archive.files}
     except FileNotFoundError as error:
-        raise UserError(f"data.path={str(path)!r}: {error.filename or source} does not exist") from None
+        raise UserError(f"{where}: {error.filename or source} does not exist") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
-        raise UserError(f"data.path={str(path)!r}: not readable numpy arrays ({' '.join(str(error).split())})") from None
+        raise UserError(f"{where}: not readable numpy arrays ({' '.join(str(error).split())})") from None
     if "x" not in found or "y" not in found:
-        raise UserError(f"data.path={str(path)!r}: needs arrays named x and y; it holds {', '.join(sorted(found)) or 'none'}")
+        raise UserError(f"{where}: needs arrays named x and y; it holds {', '.join(sorted(found)) or 'none'}")
     x, y = found["x"], found["y"]
     if len(x) != len(y):
-        raise UserError(f"data.path={str(path)!r}: x has {len(x)} rows, y has {len(y)}")
+        raise UserError(f"{where}: x has {len(x)} rows, y has {len(y)}")
     kind = target_type if target_type != "auto" else "classification" if np.issubdtype(y.dtype, np.integer) else "regression"
     test = (found["x_test"], found["y_test"]) if "x_test" in found and "y_test" in found else None
     if kind == "classification":
-        y = _labels(y, path)
-        test = None if test is None else (test[0], _labels(test[1], path))
+        y = _labels(y, where)
+        test = None if test is None else (test[0], _labels(test[1], where))
     return Dataset(x.astype(np.float32), y, kind, source.stem, test=test)
 
 
-def _labels(y: np.ndarray, path: str) -> np.ndarray:
+def _labels(y: np.ndarray, where: str) -> np.ndarray:
     if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer) or y.min() < 0:
-        raise UserError(f"data.path={str(path)!r}: class labels must be integers 0..K-1 in one column")
+        raise UserError(f"{where}: class labels must be integers 0..K-1 in one column")
     return y.astype(np.int64)

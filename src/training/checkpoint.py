@@ -49,12 +49,12 @@ def write_durably(data: bytes | str, path: Path) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load tensors and plain containers only; anything else in the file is refused, never run."""
-    file = Path(path).expanduser()
+    file, where = Path(path).expanduser(), f"ckpt_path={str(path)!r}"
     if file.is_dir():  # a run folder, say
         found = sorted(str(ckpt.relative_to(file)) for ckpt in [*file.glob("*.ckpt"), *file.glob(f"{CHECKPOINT_FOLDER}/*.ckpt")])
-        raise UserError(f"ckpt_path={str(path)!r}: a folder, not a checkpoint file" + (f"; in it: {', '.join(found)}" if found else ""))
+        raise UserError(f"{where}: a folder, not a checkpoint file" + (f"; in it: {', '.join(found)}" if found else ""))
     if not file.is_file():
-        raise UserError(f"ckpt_path={str(path)!r}: no such checkpoint file")
+        raise UserError(f"{where}: no such checkpoint file")
     with file.open("rb") as handle:
         start = handle.read(16)
     if not start.startswith((b"PK\x03\x04", b"\x80")):  # torch.save's zip archive, or its older format: a pickle
@@ -106,19 +106,19 @@ def restore_training_state(
 
     Refused, before any of it is loaded, when the checkpoint comes from another kind of run.
     """
-    checkpoint = load_checkpoint(path)
+    checkpoint, where = load_checkpoint(path), f"ckpt_path={str(path)!r}"
     if "optimizers" not in checkpoint:
-        raise UserError(f"ckpt_path={str(path)!r}: holds weights only (a best.ckpt); resume from last.ckpt")
+        raise UserError(f"{where}: holds weights only (a best.ckpt); resume from last.ckpt")
     for what, here in fingerprint.items():
         there = checkpoint.get("run", {}).get(what, here)  # checkpoints written before this check carry none
         if there != here:
-            raise UserError(f"ckpt_path={str(path)!r}: does not fit this run ({what}: {_words(there)} in the checkpoint, {_words(here)} in this run)")
-    load_weights(model, checkpoint["model"], f"ckpt_path={str(path)!r}: does not match this model")
+            raise UserError(f"{where}: does not fit this run ({what}: {_words(there)} in the checkpoint, {_words(here)} in this run)")
+    load_weights(model, checkpoint["model"], f"{where}: does not match this model")
     try:
         for optimizer, saved in zip(optimizers, checkpoint["optimizers"], strict=True):
             optimizer.load_state_dict(saved)
     except (ValueError, KeyError) as error:
-        raise UserError(f"ckpt_path={str(path)!r}: does not match this optimizer ({error})") from None
+        raise UserError(f"{where}: does not match this optimizer ({error})") from None
     for scheduler, saved in zip(schedulers, checkpoint.get("schedulers", [])):
         scheduler.load_state_dict(saved)
     return checkpoint

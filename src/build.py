@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
 from src.data.spec import DataSpec
-from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check, null, number, one_of, positive_int
+from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check, null, number, one_of, positive_int, setting
 from src.models.members import member_state, stack
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
@@ -173,7 +173,7 @@ def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, D
     A run of several seeds gives its stacked members (``task.solo_view()`` is their ensemble), or
     with ``member=<seed>`` that seed's model alone.
     """
-    checkpoint, where = load_checkpoint(path), f"ckpt_path={str(path)!r}"
+    checkpoint, where = load_checkpoint(path), setting("ckpt_path", path)
     if "config" not in checkpoint or "data" not in checkpoint:
         raise UserError(f"{where}: holds no config or data description to rebuild the model from")
     config = OmegaConf.create(checkpoint["config"])

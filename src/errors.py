@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import sys
+from pathlib import PurePath
 from typing import Any, Callable, TypeVar
 
 from src.run_log import log
@@ -23,11 +24,17 @@ def in_one_line(error: Exception) -> str:
     return f"{type(error).__name__}: {' '.join(str(error).split())}"
 
 
+def setting(key: str, value: Any) -> str:
+    """``key=value`` as an error line begins, the value quoted when it is text (a path as its text)."""
+    shown = str(value) if isinstance(value, PurePath) else value
+    return f"{key}={shown!r}"
+
+
 class ConfigError(UserError):
     """A config key holds a value that is not allowed."""
 
     def __init__(self, key: str, value: Any, allowed: str) -> None:
-        super().__init__(f"{key}={value!r}: {allowed}")
+        super().__init__(f"{setting(key, value)}: {allowed}")
 
 
 def report_user_errors(fn: Callable[[], T]) -> T:

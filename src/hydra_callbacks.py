@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.cli import release_stderr
-from src.errors import EXIT_USER_ERROR
+from src.errors import EXIT_USER_ERROR, setting
 from src.training.checkpoint import FAILED
 
 
@@ -59,8 +59,7 @@ def _make_or_exit(config: DictConfig, mode: str) -> None:
     try:
         Path(folder).mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        log_dir = config.paths.log_dir
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        print(f"error: paths.log_dir={log_dir!r}: cannot create the run folder {folder} ({error.strerror})", file=sys.stderr, flush=True)
+        print(f"error: {setting('paths.log_dir', config.paths.log_dir)}: cannot create the run folder {folder} ({error.strerror})", file=sys.stderr, flush=True)
         sys.exit(EXIT_USER_ERROR)

@@ -22,7 +22,7 @@ from src.build import build_from_checkpoint
 from src.data.csv_table import number, read_rows
 from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
 from src.data.spec import DataSpec
-from src.errors import ConfigError, UserError, check, integer, report_user_errors
+from src.errors import ConfigError, UserError, check, integer, report_user_errors, setting
 from src.run_log import log
 
 
@@ -31,10 +31,10 @@ def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]
     if spec.feature_names is not None:  # trained on a CSV: columns by name, in the training order
         missing = [name for name in spec.feature_names if name not in header]
         if missing:
-            raise ConfigError("input", str(path), f"missing column(s) {', '.join(missing)}; the model takes {', '.join(spec.feature_names)}")
+            raise ConfigError("input", path, f"missing column(s) {', '.join(missing)}; the model takes {', '.join(spec.feature_names)}")
         return [header.index(name) for name in spec.feature_names]
     if len(header) != width:
-        raise ConfigError("input", str(path), f"{len(header)} columns, but the model takes {width} (the features of data {spec.name})")
+        raise ConfigError("input", path, f"{len(header)} columns, but the model takes {width} (the features of data {spec.name})")
     return list(range(width))
 
 
@@ -49,7 +49,7 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
     path = Path(input).expanduser()
     files = _picture_files(path, spec, input)
     if files is not None:
-        features = torch.from_numpy(pictures(files, spec.info, spec.input_shape[1:], f"input={input!r}"))
+        features = torch.from_numpy(pictures(files, spec.info, spec.input_shape[1:], setting("input", input)))
         names, shown = ["file"], [[str(file)] for file in files]
     else:
         if not path.is_file():
@@ -62,7 +62,7 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
     try:
         predicted = task.prediction_columns(spec.scale(features))
     except UserError as error:
-        raise UserError(f"ckpt_path={ckpt_path!r}: {error}") from None
+        raise UserError(f"{setting('ckpt_path', ckpt_path)}: {error}") from None
     try:
         with open(output, "w", newline="") as handle:
             writer = csv.writer(handle)
@@ -70,7 +70,7 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
             for row, *result in zip(shown, *predicted.values()):
                 writer.writerow(row + result)
     except OSError as error:
-        raise UserError(f"output={output!r}: cannot write ({error.strerror or error})") from None
+        raise UserError(f"{setting('output', output)}: cannot write ({error.strerror or error})") from None
     return len(shown)
 
 

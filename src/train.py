@@ -16,7 +16,7 @@ from omegaconf import DictConfig
 from src import cli
 from src.build import build_all, build_partial, build_scheduler_factory, build_training, plain_config
 from src.config_text import config_yaml
-from src.errors import UserError, report_user_errors
+from src.errors import UserError, report_user_errors, setting
 from src.run_log import log
 from src.training.checkpoint import FAILED, write_durably
 from src.training.distributed import is_main_process
@@ -44,7 +44,7 @@ def make_run_folder(config: DictConfig) -> Path:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UserError(f"paths.output_dir={str(run_dir)!r}: cannot create the run folder ({error.strerror})") from None
+        raise UserError(f"{setting('paths.output_dir', run_dir)}: cannot create the run folder ({error.strerror})") from None
     return run_dir
 
 

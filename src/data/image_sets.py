@@ -18,7 +18,7 @@ import numpy as np
 from src.data.dataset import Dataset
 from src.data.downloads import Remote, ensure_files
 from src.data.image_formats import read_cifar10, read_idx
-from src.errors import ConfigError, Rule, UserError, boolean, check, check_arguments, nonempty_list_of, null, one_of, positive_int
+from src.errors import ConfigError, Rule, UserError, boolean, check, check_arguments, nonempty_list_of, null, one_of, positive_int, setting
 from src.run_log import log
 
 MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "http://yann.lecun.com/exdb/mnist/")
@@ -192,7 +192,7 @@ def image_folder(
     check("data.image_size", size, nonempty_list_of(positive_int))
     if len(size) != 2:
         raise ConfigError("data.image_size", image_size, "must be one size or [height, width]")
-    folder, where = Path(path).expanduser(), f"data.path={str(path)!r}"
+    folder, where = Path(path).expanduser(), setting("data.path", path)
     if not folder.is_dir():
         raise UserError(f"{where}: no such folder")
     classes = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -224,7 +224,7 @@ def arrays(path: str | None = None, target_type: str = "auto") -> Dataset:
     """
     check("data.target_type", target_type, one_of("auto", "classification", "regression"))
     check("data.path", path, a_path)
-    source, where = Path(path).expanduser(), f"data.path={str(path)!r}"
+    source, where = Path(path).expanduser(), setting("data.path", path)
     try:
         if source.is_dir():
             found = {name: np.load(source / f"{name}.npy", allow_pickle=False) for name in ("x", "y")}

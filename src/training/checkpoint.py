@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from src.errors import UserError, in_one_line
+from src.errors import UserError, in_one_line, setting
 
 
 def serialize(state: dict[str, Any]) -> bytes:
@@ -49,7 +49,7 @@ def write_durably(data: bytes | str, path: Path) -> None:
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load tensors and plain containers only; anything else in the file is refused, never run."""
-    file, where = Path(path).expanduser(), f"ckpt_path={str(path)!r}"
+    file, where = Path(path).expanduser(), setting("ckpt_path", path)
     if file.is_dir():  # a run folder, say
         found = sorted(str(ckpt.relative_to(file)) for ckpt in [*file.glob("*.ckpt"), *file.glob(f"{CHECKPOINT_FOLDER}/*.ckpt")])
         raise UserError(f"{where}: a folder, not a checkpoint file" + (f"; in it: {', '.join(found)}" if found else ""))
@@ -106,7 +106,7 @@ def restore_training_state(
 
     Refused, before any of it is loaded, when the checkpoint comes from another kind of run.
     """
-    checkpoint, where = load_checkpoint(path), f"ckpt_path={str(path)!r}"
+    checkpoint, where = load_checkpoint(path), setting("ckpt_path", path)
     if "optimizers" not in checkpoint:
         raise UserError(f"{where}: holds weights only (a best.ckpt); resume from last.ckpt")
     for what, here in fingerprint.items():

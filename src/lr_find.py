@@ -67,7 +67,7 @@ def range_test(config: DictConfig) -> RangeTest:
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            value = float(loss)
+            value = float(loss.detach())
             average = beta * average + (1 - beta) * value
             smoothed = average / (1 - beta ** (len(result.lrs) + 1))
             result.lrs.append(lr)

@@ -117,6 +117,9 @@ def test_a_run_folder_or_another_file_given_as_checkpoint_gets_one_line_saying_w
     with pytest.raises(UserError) as error:
         load_checkpoint(tmp_path / "run")
     assert str(error.value) == f"ckpt_path='{tmp_path / 'run'}': a folder, not a checkpoint file; in it: checkpoints/best.ckpt, checkpoints/last.ckpt"
+    with pytest.raises(UserError) as error:
+        load_checkpoint("")  # `ckpt_path=` typed without a value
+    assert str(error.value) == "ckpt_path='': empty; give a checkpoint file (<run>/checkpoints/last.ckpt)"
     table, empty = tmp_path / "new.csv", tmp_path / "empty.ckpt"
     table.write_text("x1,x2\n0.1,0.2\n")
     empty.touch()

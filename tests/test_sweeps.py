@@ -42,6 +42,7 @@ def test_optuna_search_optimizes_the_monitored_metric(tmp_path):
     assert len(files) == 4
     accuracies = [json.loads(f.read_text())["val/acc"] for f in files]
     assert f"Best value: {max(accuracies)}" in result.stderr + result.stdout
+    assert "setup plugin" not in result.stdout  # Optuna's alembic announcing its plugins on Hydra's console
     lrs = {yaml.safe_load((f.parent / "config.yaml").read_text())["optimizer"]["lr"] for f in files}
     assert len(lrs) == 4  # each trial its own learning rate
 

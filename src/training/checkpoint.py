@@ -50,6 +50,8 @@ def write_durably(data: bytes | str, path: Path) -> None:
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load tensors and plain containers only; anything else in the file is refused, never run."""
     file, where = Path(path).expanduser(), setting("ckpt_path", path)
+    if not str(path).strip():  # `ckpt_path=` on the command line: Path("") is the current folder
+        raise UserError(f"{where}: empty; give a checkpoint file (<run>/checkpoints/last.ckpt)")
     if file.is_dir():  # a run folder, say
         found = sorted(str(ckpt.relative_to(file)) for ckpt in [*file.glob("*.ckpt"), *file.glob(f"{CHECKPOINT_FOLDER}/*.ckpt")])
         raise UserError(f"{where}: a folder, not a checkpoint file" + (f"; in it: {', '.join(found)}" if found else ""))

@@ -95,7 +95,7 @@ def _picture_files(path: Path, spec: DataSpec, given: str) -> list[Path] | None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(config: DictConfig) -> None:
     count = report_user_errors(lambda: predict(config.ckpt_path, config.input, config.output, config.member))
-    log.info(f"{count} predictions written to {config.output}")
+    log.info(f"{count} prediction{'s' if count != 1 else ''} written to {config.output}")
 
 
 if __name__ == "__main__":

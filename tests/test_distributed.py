@@ -47,6 +47,15 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_config_mistake_under_torchrun_is_told_once(tmp_path):
+    result = subprocess.run(
+        [*TORCHRUN, *JOB, "optimizer.lr=-1", f"paths.log_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode != 0
+    assert result.stderr.count("error: optimizer.lr=-1: must be a number in (0, 1e+06]") == 1, result.stderr
+
+
+@pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
     batches = "optimizer.batch_size=239"  # each epoch's last batch is one row: rank 1 has none of it
     whole = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)

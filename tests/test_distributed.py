@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from src import REPO_ROOT
-from src.errors import ConfigError
+from src.errors import ConfigError, UserError, report_user_errors
 from src.training.checkpoint import load_checkpoint
 from src.training.distributed import shard_weights
 
@@ -46,13 +46,17 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     assert metrics_two["train/step_loss"] == pytest.approx(metrics_one["train/step_loss"], rel=1e-4)  # reduced over ranks
 
 
-@pytest.mark.slow
-def test_a_config_mistake_under_torchrun_is_told_once(tmp_path):
-    result = subprocess.run(
-        [*TORCHRUN, *JOB, "optimizer.lr=-1", f"paths.log_dir={tmp_path}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert result.returncode != 0
-    assert result.stderr.count("error: optimizer.lr=-1: must be a number in (0, 1e+06]") == 1, result.stderr
+@pytest.mark.parametrize("rank", ["0", "1"])
+def test_a_config_mistake_under_torchrun_is_told_once_by_rank_0_and_other_errors_by_every_rank(monkeypatch, capsys, rank):
+    def fail(error):
+        raise error
+
+    monkeypatch.setenv("RANK", rank)  # as torchrun sets it in each worker
+    for error, told in ((ConfigError("optimizer.lr", -1, "must be positive"), rank == "0"), (UserError("data.path='x': no such file"), True)):
+        with pytest.raises(SystemExit) as stop:
+            report_user_errors(lambda: fail(error))
+        assert stop.value.code == 2
+        assert capsys.readouterr().err == (f"error: {error}\n" if told else "")
 
 
 @pytest.mark.slow

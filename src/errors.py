@@ -44,7 +44,9 @@ def report_user_errors(fn: Callable[[], T]) -> T:
     except UserError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        if not isinstance(error, ConfigError) or os.environ.get("RANK", "0") == "0":  # torchrun's ranks share one config: told once
+        from src.training.distributed import is_main_process  # here: it imports this module
+
+        if not isinstance(error, ConfigError) or is_main_process():  # torchrun's ranks share one config: told once
             log.error(f"error: {error}")
         sys.exit(EXIT_USER_ERROR)
 

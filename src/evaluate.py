@@ -27,7 +27,8 @@ def evaluate(ckpt_path: str | None, split: str = "test") -> dict[str, float]:
     task, _, config = build_from_checkpoint(ckpt_path)
     data = build_data(config.data)
     if not isinstance(split, str) or split not in data.splits:
-        raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)}")
+        held_out = next(name for name in ("test", "val", "train") if name in data.splits)
+        raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)} (split={held_out})")
     batch_size = config.trainer.eval_batch_size
     values = task.evaluate(data.batches(split, batch_size, members=task.members))
     members = [{f"{split}/{name}": value for name, value in member.items()} for member in per_member(values)]

@@ -34,6 +34,13 @@ def test_evaluate_reproduces_the_runs_test_metrics(trained):
     assert saved["train/acc"] == metrics["train/acc"]  # the training metrics stay
 
 
+def test_evaluating_the_test_split_of_a_run_without_one_names_the_splits_it_has(tmp_path):
+    run_training(tmp_path, "trainer.max_steps=1", "logger=none")  # the notes' planar job: every row trains
+    with pytest.raises(UserError) as error:
+        evaluate(str(tmp_path / "checkpoints" / "last.ckpt"))
+    assert str(error.value) == "split='test': this run's data has the splits train (split=train)"
+
+
 def test_predict_writes_class_and_probability_per_row(trained, tmp_path):
     run, metrics, rows = trained
     new = tmp_path / "new.csv"

@@ -44,10 +44,12 @@ def report_user_errors(fn: Callable[[], T]) -> T:
     except UserError as error:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        from src.training.distributed import is_main_process  # here: it imports this module
+        from src.training import distributed  # here: it imports this module
 
-        if not isinstance(error, ConfigError) or is_main_process():  # torchrun's ranks share one config: told once
-            log.error(f"error: {error}")
+        line = f"error: {error}"
+        if not isinstance(error, ConfigError) or distributed.is_main_process():  # torchrun's ranks share one config: told once
+            log.error(line)
+        distributed.tell_torchrun(line)
         sys.exit(EXIT_USER_ERROR)
 
 

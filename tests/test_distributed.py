@@ -47,16 +47,19 @@ def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
 
 
 @pytest.mark.parametrize("rank", ["0", "1"])
-def test_a_config_mistake_under_torchrun_is_told_once_by_rank_0_and_other_errors_by_every_rank(monkeypatch, capsys, rank):
+def test_a_config_mistake_under_torchrun_is_told_once_by_rank_0_and_other_errors_by_every_rank(monkeypatch, capsys, tmp_path, rank):
     def fail(error):
         raise error
 
-    monkeypatch.setenv("RANK", rank)  # as torchrun sets it in each worker
+    error_file = tmp_path / "error.json"  # what torchrun's failure summary shows for this worker
+    monkeypatch.setenv("RANK", rank)  # as torchrun sets them in each worker
+    monkeypatch.setenv("TORCHELASTIC_ERROR_FILE", str(error_file))
     for error, told in ((ConfigError("optimizer.lr", -1, "must be positive"), rank == "0"), (UserError("data.path='x': no such file"), True)):
         with pytest.raises(SystemExit) as stop:
             report_user_errors(lambda: fail(error))
         assert stop.value.code == 2
         assert capsys.readouterr().err == (f"error: {error}\n" if told else "")
+        assert json.loads(error_file.read_text())["message"] == f"error: {error}"
 
 
 @pytest.mark.slow

@@ -7,7 +7,11 @@ Only rank 0 writes (logs, checkpoints, metrics.json).
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import time
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -24,6 +28,15 @@ def world() -> tuple[int, int]:
 
 def is_main_process() -> bool:
     return world()[0] == 0
+
+
+def tell_torchrun(line: str) -> None:
+    """A worker's one-line error, also in the file torchrun reads when a worker fails (``TORCHELASTIC_ERROR_FILE``):
+    its failure summary then shows the line instead of a link to its documentation."""
+    path = os.environ.get("TORCHELASTIC_ERROR_FILE")
+    if path:
+        with contextlib.suppress(OSError):
+            Path(path).write_text(json.dumps({"message": line, "timestamp": int(time.time())}))
 
 
 def setup(device: torch.device) -> torch.device:

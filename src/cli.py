@@ -11,7 +11,7 @@ import difflib
 import sys
 from typing import Any, Callable, TextIO
 
-from src import REPO_ROOT
+from src import REPO_ROOT, commands_imported
 
 
 class _HeldStderr:
@@ -47,6 +47,7 @@ def release_stderr() -> None:
 def run(main: Callable[[], Any], config_name: str) -> None:
     """Run a ``@hydra.main`` function; if Hydra exits before the run starts, explain the command line first."""
     global _held
+    commands_imported()
     _held = _HeldStderr(sys.stderr)
     sys.stderr = _held
     try:

@@ -1,6 +1,7 @@
 """The commands as a user types them."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,3 +42,21 @@ def test_multirun_gives_every_job_its_own_folder(tmp_path):
         assert len(list(folder.glob("events.out.tfevents.*"))) == 1
     activations = sorted(yaml.safe_load((f / "config.yaml").read_text())["activation"]["_target_"] for f in folders)
     assert activations == ["torch.nn.ReLU", "torch.nn.ReLU", "torch.nn.Tanh", "torch.nn.Tanh"]
+
+
+def test_a_command_loads_its_libraries_without_full_garbage_collections(tmp_path):
+    """`python -m src.train` imports torch, Hydra and TensorBoard with the collector off, then freezes what they
+    made; a program that imports the package keeps Python's collector as it was."""
+    (tmp_path / "sitecustomize.py").write_text(
+        "import atexit, gc\n"
+        "full = []\n"
+        "gc.callbacks.append(lambda phase, info: phase == 'stop' and info['generation'] == 2 and full.append(1))\n"
+        "atexit.register(lambda: print('gc', len(full), gc.isenabled(), gc.get_freeze_count()))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(tmp_path)}
+    for args, full, frozen in ((["-m", "src.train", "--cfg", "job"], 0, True), (["-c", "import src.train"], None, False)):
+        result = subprocess.run([sys.executable, *args], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+        _, collections, enabled, frozen_objects = result.stdout.strip().splitlines()[-1].split()
+        assert enabled == "True" and (int(frozen_objects) > 100_000) == frozen, result.stdout[-300:]
+        if full is not None:
+            assert int(collections) == full

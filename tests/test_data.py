@@ -91,6 +91,22 @@ def test_shuffled_batches_cover_the_split_once_in_a_seeded_order():
     assert not torch.equal(batches[0][1], other[0][1])
 
 
+def test_one_whole_batch_is_the_split_itself_where_nothing_asks_for_other_rows():
+    data = DataModule(breast_cancer(), val_fraction=0.2)
+    x, y = data.splits["train"]
+    (batch,) = data.batches("train", None, shuffle_seed=3)
+    assert batch[0] is x and batch[1] is y  # no copy, every step of whole-batch descent
+    assert list(data.batches("train", None, shuffle_seed=3, skip=1)) == []  # a resume after the epoch's one batch
+    (rank_1,) = data.batches("train", None, 3, shard=(1, 2))
+    assert torch.equal(rank_1[0], x[1::2])
+    (stacked,) = data.batches("train", None, 3, members=3)
+    assert stacked[0].shape == (3, *x.shape) and torch.equal(stacked[0][2], x)
+    data.sample_for_evaluation("train", 10)
+    (training,) = data.batches("train", len(y) + 5, shuffle_seed=3)
+    (scored,) = data.batches("train", None)
+    assert training[0] is x and len(scored[0]) == 10
+
+
 def test_csv_with_named_labels_and_chosen_features(tmp_path):
     path = tmp_path / "iris.csv"
     path.write_text("length,width,colour,species\n1.0,2.0,3,setosa\n1.5,2.5,4,virginica\n1.1,2.1,5,setosa\n")

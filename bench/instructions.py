@@ -1,13 +1,13 @@
 """Count the instructions the framework and the plain loop of bench.py execute for its jobs, with valgrind's
 callgrind: a reading that does not move with the machine's load, unlike CPU seconds.
 
-    .venv/bin/python bench/instructions.py [--jobs planar digits cnn]    # runs itself under valgrind, ~20 min
+    .venv/bin/python bench/instructions.py [--jobs planar digits cnn]    # runs itself under valgrind, ~15 min
 
 Needs valgrind (with its headers) and a C compiler. Only the runs' timed parts are counted (what bench.py
 times), after one uncounted run of each kind has done the first-time work (imports, caches). A run's count
 is a fixed part plus a part per step, so two lengths of a job give both, and the count at bench.py's length
 follows without running it in full (50-100 times slower under valgrind). Instructions are not seconds: a
-cache miss or a wider vector instruction counts as one; on these small models most of the time is Python's.
+cache miss or a wider vector instruction counts as one.
 """
 
 from __future__ import annotations

@@ -20,6 +20,17 @@ class _Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):
 _Dumper.add_representer(str, OmegaConfDumper.str_representer)
 
 
+_latest: tuple[str, str] = ("", "")  # a config's repr and its text
+
+
 def config_yaml(container: dict[str, Any]) -> str:
-    """A config of plain values (``OmegaConf.to_container``) as yaml, in its own key order."""
-    return yaml.dump(container, Dumper=_Dumper, default_flow_style=False, allow_unicode=True, sort_keys=False)
+    """A config of plain values (``OmegaConf.to_container``) as yaml, in its own key order.
+
+    A run shows its config twice (config.yaml, TensorBoard's text tab): the second time the text is the
+    first's, found by the config's repr (~30 µs, against ~1-2 ms to emit it; for plain values an equal
+    repr is an equal config, types and key order included)."""
+    global _latest
+    key = repr(container)
+    if key != _latest[0]:
+        _latest = (key, yaml.dump(container, Dumper=_Dumper, default_flow_style=False, allow_unicode=True, sort_keys=False))
+    return _latest[1]

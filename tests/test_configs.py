@@ -78,3 +78,18 @@ def test_config_text_is_omegaconfs_own(tmp_path):
               "b": {"name": "Ünïcode ✓", "lines": "one\ntwo\n", "n": None, "t": True, "f": 1e-3, "big": 10**20, "nested": [[1, 2], {}]}}
     assert config_yaml(tricky) == OmegaConf.to_yaml(tricky)
     assert OmegaConf.to_container(OmegaConf.create(config_yaml(tricky))) == tricky  # and OmegaConf reads it back unchanged
+
+
+def test_a_config_is_emitted_once_and_its_text_follows_each_change_of_value_type_or_order(monkeypatch):
+    import yaml
+    from omegaconf import OmegaConf
+
+    from src import config_text
+
+    emitted, dump = [], yaml.dump
+    monkeypatch.setattr(yaml, "dump", lambda *args, **kwargs: emitted.append(1) or dump(*args, **kwargs))
+    config = {"trainer": {"max_steps": 100}, "name": "train"}
+    assert config_text.config_yaml(config) == config_text.config_yaml(dict(config)) and len(emitted) == 1  # config.yaml, then TensorBoard's
+    # 1, True and 1.0 are equal in Python, not in yaml; key order shows in the text.
+    for changed in ({"a": 1}, {"a": True}, {"a": 1.0}, {"a": "1"}, {"a": 1}, {"a": 1, "b": 2}, {"b": 2, "a": 1}):
+        assert config_text.config_yaml(changed) == OmegaConf.to_yaml(changed)

@@ -307,3 +307,21 @@ def test_eight_joblib_jobs_on_two_cores_never_share_a_folder(tmp_path):
     assert len(jobs) == 8
     seeds = sorted(load_checkpoint(job / "checkpoints" / "last.ckpt")["config"]["trainer"]["seed"] for job in jobs)
     assert seeds == list(range(1, 9))
+
+
+@pytest.mark.parametrize("python_state_as", ["tensor", "list"])  # a list in checkpoints written before 2026-11-29
+def test_generator_states_come_back_from_a_checkpoint_file_exactly(tmp_path, python_state_as):
+    import numpy as np
+
+    from src.training.checkpoint import restore_rng_states, rng_states, serialize
+
+    torch.manual_seed(3), np.random.seed(3), random.seed(3)
+    states = rng_states()
+    if python_state_as == "list":
+        states["python"]["internal"] = states["python"]["internal"].tolist()
+    (tmp_path / "last.ckpt").write_bytes(serialize({"model": {}, "rng": states}))
+    expected = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    torch.manual_seed(4), np.random.seed(4), random.seed(4)
+    restore_rng_states(load_checkpoint(tmp_path / "last.ckpt")["rng"])
+    drawn = (torch.rand(3), np.random.rand(3), [random.random() for _ in range(3)])
+    assert torch.equal(drawn[0], expected[0]) and np.array_equal(drawn[1], expected[1]) and drawn[2] == expected[2]

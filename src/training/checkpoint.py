@@ -133,14 +133,15 @@ def _words(value: Any) -> str:
 
 
 def rng_states() -> dict[str, Any]:
-    """torch, numpy and python generator states, as tensors and plain lists."""
+    """torch, numpy and python generator states, as tensors and plain values. Python's 625 numbers go in one
+    tensor: pickled one by one as a list, they took a quarter of a digits MLP's last.ckpt (1.6 ms → 1.2 ms)."""
     _, keys, pos, has_gauss, cached = np.random.get_state()
     version, internal, gauss = random.getstate()
     return {
         "torch": torch.get_rng_state(),
         "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": pos, "has_gauss": has_gauss, "cached": cached},
-        "python": {"version": version, "internal": list(internal), "gauss": gauss},
+        "python": {"version": version, "internal": torch.tensor(internal, dtype=torch.int64), "gauss": gauss},
     }
 
 
@@ -151,7 +152,8 @@ def restore_rng_states(state: dict[str, Any]) -> None:
     n = state["numpy"]
     np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
     p = state["python"]
-    random.setstate((p["version"], tuple(p["internal"]), p["gauss"]))
+    internal = p["internal"].tolist() if isinstance(p["internal"], Tensor) else p["internal"]  # a list before 2026-11-29
+    random.setstate((p["version"], tuple(internal), p["gauss"]))
 
 
 def load_weights(module: torch.nn.Module, weights: dict[str, Tensor], refusal: str) -> None:

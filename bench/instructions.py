@@ -2,6 +2,7 @@
 callgrind: a reading that does not move with the machine's load, unlike CPU seconds.
 
     .venv/bin/python bench/instructions.py [--jobs planar digits cnn]    # runs itself under valgrind, ~15 min
+    .venv/bin/python bench/instructions.py --parts [--jobs planar digits]  # what each logger output adds to a run, ~20 min
 
 Needs valgrind (with its headers) and a C compiler. Only the runs' timed parts are counted (what bench.py
 times), after one uncounted run of each kind has done the first-time work (imports, caches). A run's count
@@ -46,6 +47,21 @@ AS_IN_REAL_TIME = ["trainer.log_every_seconds=1000000000.0", "trainer.checkpoint
                    "trainer.checkpoint_every_n_epochs=1000000"]
 
 
+# --parts: one short run of a job (a run's fixed part: step 0's and the end's pictures, histograms and graph, the
+# HParams; one check) with the loggers' outputs switched off one at a time, against the plain loop.
+SHORT = {"planar": ("trainer.max_steps", 100), "digits": ("trainer.max_epochs", 1), "cnn": ("trainer.max_epochs", 1)}
+PARTS = {
+    "logger=none": ["logger=none"],
+    "csv only": ["logger=csv"],
+    "default (tensorboard, csv)": [],
+    "  without the graph": ["logger.tensorboard.graph=false"],
+    "  without histograms": ["logger.tensorboard.histogram_every_n_checks=0"],
+    "  without pictures": ["logger.tensorboard.figures_every_n_checks=0"],
+    "  without all three": ["logger.tensorboard.graph=false", "logger.tensorboard.histogram_every_n_checks=0",
+                            "logger.tensorboard.figures_every_n_checks=0"],
+}
+
+
 class Counter:
     """Stands in for bench.py's ``clock()``: called at a run's start (returns 0) and at its end (returns the
     instructions executed in between, read from the dump callgrind writes there)."""
@@ -68,6 +84,7 @@ class Counter:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", nargs="+", default=["planar", "digits"], choices=list(LENGTHS))  # cnn: over half an hour
+    parser.add_argument("--parts", action="store_true", help="what each logger output adds to one short run")
     parser.add_argument("--out", help=argparse.SUPPRESS)  # set when this script runs itself under valgrind
     options = parser.parse_args()
     if options.out is None:
@@ -82,6 +99,8 @@ def main() -> None:
     out_dir = Path(options.out)
     counter = Counter(ctypes.CDLL(str(out_dir / "marks.so")), out_dir)
     jobs = dict(zip(LENGTHS, bench.JOBS.values()))
+    if options.parts:
+        return count_parts(bench, counter, {name: jobs[name] for name in options.jobs})
     print(f"{'job':8} {'length':>24} {'plain':>14} {'framework':>14} {'no logger':>14} {'ratio':>6} {'ratio, no logger':>17}")
     for name in options.jobs:
         key, short, long, full = LENGTHS[name]
@@ -103,6 +122,23 @@ def main() -> None:
             print(f"{name:8} {label:>24} {p:14,.0f} {f:14,.0f} {q:14,.0f} {f / p:6.3f} {q / p:17.3f}")
         fixed = {kind: counts[short][kind] - (counts[long][kind] - counts[short][kind]) * short / (long - short) for kind in runs}
         print(f"{name:8} {'fixed part (length 0)':>24} {fixed['plain']:14,.0f} {fixed['framework']:14,.0f} {fixed['no logger']:14,.0f}")
+
+
+def count_parts(bench, counter: Counter, jobs: dict[str, list[str]]) -> None:
+    print(f"{'job':8} {'run':>26} {'instructions':>14} {'over plain':>12} {'against default':>16}")
+    for name, job in jobs.items():
+        key, length = SHORT[name]
+        overrides = [*(o for o in job if not o.startswith(key + "=")), f"{key}={length}", *AS_IN_REAL_TIME]
+        runs = {"plain loop": bench.run_plain, **{part: lambda o, more=more: bench.run_framework([*o, *more]) for part, more in PARTS.items()}}
+        counts = {}
+        for part, run in runs.items():
+            bench.clock = lambda: 0.0  # a first run of each kind, not counted
+            run(overrides)
+            bench.clock = counter
+            counts[part] = run(overrides)[0]
+        plain, default = counts["plain loop"], counts["default (tensorboard, csv)"]
+        for part, count in counts.items():
+            print(f"{name:8} {part:>26} {count:14,.0f} {count - plain:+12,.0f} {count - default:+16,.0f}")
 
 
 def run_under_valgrind(args: list[str]) -> int:

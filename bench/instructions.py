@@ -2,7 +2,7 @@
 callgrind: a reading that does not move with the machine's load, unlike CPU seconds.
 
     .venv/bin/python bench/instructions.py [--jobs planar digits cnn]    # runs itself under valgrind, ~15 min
-    .venv/bin/python bench/instructions.py --parts [--jobs planar digits]  # what each logger output adds to a run, ~20 min
+    .venv/bin/python bench/instructions.py --parts [--jobs planar digits]  # what each logger output adds to a run, ~6 min
 
 Needs valgrind (with its headers) and a C compiler. Only the runs' timed parts are counted (what bench.py
 times), after one uncounted run of each kind has done the first-time work (imports, caches). A run's count

@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 
 from src import cli
 from src.build import build_from_checkpoint
-from src.data.csv_table import number, read_rows
+from src.data.csv_table import feature_matrix, read_rows
 from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
 from src.data.spec import DataSpec
 from src.errors import ConfigError, UserError, check, integer, report_user_errors, setting
@@ -50,15 +50,14 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
     files = _picture_files(path, spec, input)
     if files is not None:
         features = torch.from_numpy(pictures(files, spec.info, spec.input_shape[1:], setting("input", input)))
-        names, shown = ["file"], [[str(file)] for file in files]
+        names, shown = ["file"], [[str(file) for file in files]]
     else:
         if not path.is_file():
             raise ConfigError("input", input, "file not found")
         header, body = read_rows(path, ",", header_optional=spec.feature_names is None)  # columns by position
         columns = _feature_columns(header, spec, path)
-        rows = [[number(row[c], f"{path} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
-        features = torch.tensor(rows, dtype=torch.float32).reshape(len(rows), *spec.input_shape)
-        names, shown = [header[c] for c in columns], [[row[c] for c in columns] for _, row in body]
+        features = torch.from_numpy(feature_matrix(path, header, body, columns)).float().reshape(len(body), *spec.input_shape)
+        names, shown = [header[c] for c in columns], [[row[c] for _, row in body] for c in columns]  # the cells' own text
     try:
         predicted = task.prediction_columns(spec.scale(features))
     except UserError as error:
@@ -67,11 +66,10 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
         with open(output, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(names + list(predicted))
-            for row, *result in zip(shown, *predicted.values()):
-                writer.writerow(row + result)
+            writer.writerows(zip(*shown, *predicted.values()))
     except OSError as error:
         raise UserError(f"{setting('output', output)}: cannot write ({error.strerror or error})") from None
-    return len(shown)
+    return len(features)
 
 
 def _picture_files(path: Path, spec: DataSpec, given: str) -> list[Path] | None:

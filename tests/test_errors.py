@@ -54,10 +54,11 @@ def test_cuda_requested_without_cuda(tmp_path):
         ("a,b,label\n1,2,0\n3,x,1\n", "label", r"data\.csv line 3, column 'b': 'x' is not a number"),
         ("a,b,label\n1,2,0\n3,nan,1\n", "label", r"data\.csv line 3, column 'b': 'nan' is not a finite number"),
         ("a,b,label\n1,inf,0\n3,4,1\n", "label", r"data\.csv line 2, column 'b': 'inf' is not a finite number"),
+        ("a,b,label\n1,x,0\nnan,2,1\n", "label", r"data\.csv line 2, column 'b': 'x' is not a number"),  # row by row
         ("a,b,label\n1,2,0\n3,4,1\n", "y", r"^data\.target='y': no such column in .*data\.csv \(columns: a, b, label\)"),
         ("a,b,label\n1,2,0\n3,4,0\n", "label", r"column 'label': holds a single class \('0'\)"),
     ],
-    ids=["empty", "header-only", "ragged", "non-numeric", "nan", "inf", "no-target", "single-class"],
+    ids=["empty", "header-only", "ragged", "non-numeric", "nan", "inf", "first-bad-cell", "no-target", "single-class"],
 )
 def test_bad_csv(tmp_path, csv_file, text, target, message):
     path = csv_file(text)

@@ -117,8 +117,11 @@ def test_a_million_rows_predict_in_one_pass(csv_run, tmp_path):
         handle.write("b,a\n")
         handle.writelines(f"{i % 7 / 7},{i % 40 / 10}\n" for i in range(10**6))
     assert predict(str(csv_run["csv"]), str(path), str(tmp_path / "out.csv")) == 10**6
-    with (tmp_path / "out.csv").open() as handle:
-        assert sum(1 for _ in handle) == 10**6 + 1
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert len(lines) == 10**6 + 1 and lines[0] == "a,b,prediction,probability"
+    for i in (0, 1, 10**6 - 1):  # the row's cells as written, in the training's column order, then its class
+        a, b, prediction, probability = lines[i + 1].split(",")
+        assert (a, b) == (str(i % 40 / 10), str(i % 7 / 7)) and prediction in ("big", "small") and 0.5 <= float(probability) <= 1
 
 
 @settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 20)), deadline=None, suppress_health_check=list(HealthCheck), derandomize="FUZZ_EXAMPLES" not in os.environ)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import gc
 import math
+from operator import itemgetter
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 
@@ -30,16 +34,44 @@ def is_number(text: str) -> bool:
     return True
 
 
+def feature_matrix(file: Path, header: list[str], body: list[tuple[int, list[str]]], columns: list[int]) -> np.ndarray:
+    """The cells of ``columns`` as a [rows, columns] float64 array; the first cell (row by row) that is not a
+    finite number is refused, naming its line and column."""
+    rows = [row for _, row in body]
+    try:  # Python's own float() on each column in one pass of C: 4-6x faster than a call per cell
+        values = np.stack([np.fromiter(map(float, map(itemgetter(c), rows)), np.float64, len(rows)) for c in columns], axis=1)
+        if np.isfinite(values).all():
+            return values
+    except ValueError:
+        pass
+    for line, row in body:  # only to say which cell
+        for c in columns:
+            number(row[c], f"{file} line {line}, column {header[c]!r}")
+    raise AssertionError("unreachable: a cell was refused above")
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Reading makes a list and a tuple per row, and no reference cycles; as they pile up, Python's collector
+    would pass over all of them again and again (for a million rows, ~1.3 s of 2 s)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def read_rows(path: Path, delimiter: str, header_optional: bool = False) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """The header's column names and the data rows with their line numbers. With ``header_optional``, a first
     row of numbers alone is data: the columns are named ``x1``, ``x2``, ... ."""
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with path.open(newline="", encoding="utf-8-sig") as handle, _collector_paused():
             reader = csv.reader(handle, delimiter=delimiter)
-            rows = [(reader.line_num, row) for row in reader]
+            rows = [(reader.line_num, row) for row in reader if any(map(str.strip, row))]
     except (UnicodeDecodeError, csv.Error) as error:
         raise UserError(f"{path}: not a readable CSV file ({error})") from None
-    rows = [(line, row) for line, row in rows if any(cell.strip() for cell in row)]
     if not rows:
         raise UserError(f"{path}: the file is empty (expected a header row and data rows)")
     (_, header), body = rows[0], rows[1:]
@@ -84,9 +116,7 @@ def load_csv(
         raise ConfigError("data.features", feature_names, f"{file} has no feature column besides the target")
 
     columns = [header.index(name) for name in feature_names]
-    x = np.array(
-        [[number(row[c], f"{file} line {line}, column {header[c]!r}") for c in columns] for line, row in body]
-    )
+    x = feature_matrix(file, header, body, columns)
     labels = [row[header.index(target)].strip() for _, row in body]
     where = f"{file} column {target!r}"
     if target_type == "regression":

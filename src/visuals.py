@@ -142,13 +142,13 @@ def decision_boundary_image(
     """Predicted class regions over the data's 2-D range, with the points drawn on top."""
     low = x.min(dim=0).values - margin
     high = x.max(dim=0).values + margin
-    ticks_x = torch.linspace(float(low[0]), float(high[0]), size, device=x.device)
-    ticks_y = torch.linspace(float(high[1]), float(low[1]), size, device=x.device)  # image rows go down
-    grid_y, grid_x = torch.meshgrid(ticks_y, ticks_x, indexing="ij")
-    p = probabilities(torch.stack([grid_x.flatten(), grid_y.flatten()], dim=1)).float().cpu()
-    p = torch.stack([1 - p, p], dim=1) if p.dim() == 1 else p
-    region_colors = 0.6 + 0.4 * _PALETTE[: p.shape[1]]  # pale versions
-    image = (p @ region_colors).T.reshape(3, size, size)
+    grid = torch.empty(size, size, 2, device=x.device)  # (x, y) of each pixel; image rows go down
+    grid[..., 0] = torch.linspace(float(low[0]), float(high[0]), size, device=x.device)
+    grid[..., 1] = torch.linspace(float(high[1]), float(low[1]), size, device=x.device)[:, None]
+    p = probabilities(grid.view(-1, 2)).float().cpu()
+    p = torch.stack([1 - p, p]) if p.dim() == 1 else p.T  # [classes, pixels]
+    region_colors = 0.6 + 0.4 * _PALETTE[: p.shape[0]]  # pale versions
+    image = (region_colors.T @ p).reshape(3, size, size)  # [3, pixels] as it comes: no transposed copy
 
     cols = ((x[:, 0].cpu() - low[0].cpu()) / (high[0] - low[0]).cpu() * (size - 1)).round().long()
     rows = ((high[1].cpu() - x[:, 1].cpu()) / (high[1] - low[1]).cpu() * (size - 1)).round().long()

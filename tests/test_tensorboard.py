@@ -246,6 +246,25 @@ def test_pictures_carry_their_counts_labels_and_legends():
     assert torch.allclose(corner, visuals._PALETTE[0][:, None, None], atol=0.01)
 
 
+def test_the_decision_boundary_colours_each_region_by_its_class_and_draws_the_points_on_it():
+    from src import visuals
+
+    pale, strong = 0.6 + 0.4 * visuals._PALETTE, visuals._PALETTE
+    x = torch.tensor([[-1.0, -1.0], [0.0, 0.0], [1.0, 1.0]])  # drawn on a 41-pixel grid from -1.5 to 1.5: 0.075 a pixel
+    two = visuals.decision_boundary_image(lambda grid: (grid[:, 0] > 0).float(), x[[0, 2]], torch.tensor([0, 1]), size=41)
+    assert torch.allclose(two[:, 20, 2], pale[0]) and torch.allclose(two[:, 20, 38], pale[1])  # left of x = 0, right of it
+    assert torch.allclose(two[:, 33, 7], strong[0]) and torch.allclose(two[:, 7, 33], strong[1])  # (-1, -1) low left, (1, 1) up right
+
+    def three_bands(grid):  # class 0 left of -0.5, 1 between, 2 right of 0.5
+        return torch.nn.functional.one_hot((grid[:, 0] > -0.5).long() + (grid[:, 0] > 0.5).long(), 3).float()
+
+    three = visuals.decision_boundary_image(three_bands, x, torch.tensor([0, 1, 2]), size=41)
+    for column, band in [(2, 0), (20, 1), (38, 2)]:
+        assert torch.allclose(three[:, 5, column], pale[band])
+    for (row, column), label in [((33, 7), 0), ((20, 20), 1), ((7, 33), 2)]:
+        assert torch.allclose(three[:, row, column], strong[label])
+
+
 @pytest.mark.parametrize("anchor", ["mm", "ms", "rm", "lm", "mt"])
 def test_numbers_put_together_from_their_digits_are_pillows_own_drawing_of_them(anchor):
     from src import visuals

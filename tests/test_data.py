@@ -115,6 +115,19 @@ def test_csv_with_named_labels_and_chosen_features(tmp_path):
     assert data.targets.tolist() == [0, 1, 0] and data.class_names == ["setosa", "virginica"]
 
 
+def test_csv_regression_targets_are_read_as_written_and_a_bad_one_is_named(tmp_path):
+    from src.errors import UserError
+
+    path = tmp_path / "r.csv"
+    path.write_text("x,y\n1,0.1\n2, -2.5e3 \n3,1_000\n")
+    data = load_csv(str(path), "y", target_type="regression")
+    assert data.targets.tolist() == [0.1, -2500.0, 1000.0]
+    for text, refusal in [("2,inf\n3,4", "line 3: 'inf' is not a finite number"), ("2,3\n3,x", "line 4: 'x' is not a number")]:
+        path.write_text(f"x,y\n1,0.1\n{text}\n")
+        with pytest.raises(UserError, match=rf"r\.csv column 'y' {refusal}"):
+            load_csv(str(path), "y", target_type="regression")
+
+
 def test_csv_numeric_labels_sort_by_value(tmp_path):
     path = tmp_path / "n.csv"
     path.write_text("x,y\n1,10\n2,2\n3,10\n")

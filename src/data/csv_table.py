@@ -6,7 +6,6 @@ import contextlib
 import csv
 import gc
 import math
-from operator import itemgetter
 from pathlib import Path
 from typing import Iterator
 
@@ -34,20 +33,23 @@ def is_number(text: str) -> bool:
     return True
 
 
+def finite_floats(cells: list[str]) -> np.ndarray | None:
+    """The cells as float64 through Python's own ``float`` in one pass of C (4-6x faster than a call per
+    cell), or None when one of them is not a finite number."""
+    try:
+        values = np.fromiter(map(float, cells), np.float64, len(cells))
+    except ValueError:
+        return None
+    return values if np.isfinite(values).all() else None
+
+
 def feature_matrix(file: Path, header: list[str], body: list[tuple[int, list[str]]], columns: list[int]) -> np.ndarray:
     """The cells of ``columns`` as a [rows, columns] float64 array; the first cell (row by row) that is not a
     finite number is refused, naming its line and column."""
-    rows = [row for _, row in body]
-    try:  # Python's own float() on each column in one pass of C: 4-6x faster than a call per cell
-        values = np.stack([np.fromiter(map(float, map(itemgetter(c), rows)), np.float64, len(rows)) for c in columns], axis=1)
-        if np.isfinite(values).all():
-            return values
-    except ValueError:
-        pass
-    for line, row in body:  # only to say which cell
-        for c in columns:
-            number(row[c], f"{file} line {line}, column {header[c]!r}")
-    raise AssertionError("unreachable: a cell was refused above")
+    values = [finite_floats([row[c] for _, row in body]) for c in columns]
+    if all(column is not None for column in values):
+        return np.stack(values, axis=1)
+    return np.array([[number(row[c], f"{file} line {line}, column {header[c]!r}") for c in columns] for line, row in body])
 
 
 @contextlib.contextmanager
@@ -120,7 +122,9 @@ def load_csv(
     labels = [row[header.index(target)].strip() for _, row in body]
     where = f"{file} column {target!r}"
     if target_type == "regression":
-        y = np.array([number(label, f"{where} line {line}") for label, (line, _) in zip(labels, body)])
+        y = finite_floats(labels)
+        if y is None:  # name the first label that is not a finite number
+            y = np.array([number(label, f"{where} line {line}") for label, (line, _) in zip(labels, body)])
         return Dataset(x, y, "regression", file.stem, feature_names=feature_names)
 
     if any(label == "" for label in labels):

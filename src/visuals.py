@@ -21,6 +21,11 @@ _PALETTE = torch.tensor(
 )
 
 
+def _palette(n: int) -> Tensor:
+    """``n`` colours: the palette's, again from its start past its tenth."""
+    return _PALETTE[torch.arange(n) % len(_PALETTE)]
+
+
 def confusion_matrix(predicted: Tensor, actual: Tensor, num_classes: int) -> Tensor:
     """counts[i, j]: examples of class i predicted as class j."""
     flat = actual.long().cpu() * num_classes + predicted.long().cpu()
@@ -147,12 +152,12 @@ def decision_boundary_image(
     grid[..., 1] = torch.linspace(float(high[1]), float(low[1]), size, device=x.device)[:, None]
     p = probabilities(grid.view(-1, 2)).float().cpu()
     p = torch.stack([1 - p, p]) if p.dim() == 1 else p.T  # [classes, pixels]
-    region_colors = 0.6 + 0.4 * _PALETTE[: p.shape[0]]  # pale versions
+    region_colors = 0.6 + 0.4 * _palette(p.shape[0])  # pale versions
     image = (region_colors.T @ p).reshape(3, size, size)  # [3, pixels] as it comes: no transposed copy
 
     cols = ((x[:, 0].cpu() - low[0].cpu()) / (high[0] - low[0]).cpu() * (size - 1)).round().long()
     rows = ((high[1].cpu() - x[:, 1].cpu()) / (high[1] - low[1]).cpu() * (size - 1)).round().long()
-    colors = _PALETTE[y.cpu() % len(_PALETTE)]
+    colors = _palette(p.shape[0])[y.cpu()]
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
             r = (rows + dr).clamp(0, size - 1)

@@ -12,7 +12,7 @@ import urllib.request
 import numpy as np
 import pytest
 import torch
-from tests.conftest import read_events, run_cli, run_training
+from tests.conftest import DATA_FILES, make_config, read_events, run_cli, run_training
 
 
 @pytest.fixture(scope="module")
@@ -264,6 +264,12 @@ def test_the_decision_boundary_colours_each_region_by_its_class_and_draws_the_po
     for (row, column), label in [((33, 7), 0), ((20, 20), 1), ((7, 33), 2)]:
         assert torch.allclose(three[:, row, column], strong[label])
 
+    # Past the palette's 10 colours it starts again: class 11 of 12 (right of x = 0.5) takes class 1's colours.
+    twelve = visuals.decision_boundary_image(lambda grid: torch.nn.functional.one_hot(11 * (grid[:, 0] > 0.5).long(), 12).float(),
+                                             x[[0, 2]], torch.tensor([0, 11]), size=41)
+    assert torch.allclose(twelve[:, 20, 2], pale[0]) and torch.allclose(twelve[:, 20, 38], pale[1])
+    assert torch.allclose(twelve[:, 7, 33], strong[1])
+
 
 @pytest.mark.parametrize("anchor", ["mm", "ms", "rm", "lm", "mt"])
 def test_numbers_put_together_from_their_digits_are_pillows_own_drawing_of_them(anchor):
@@ -334,3 +340,39 @@ def test_the_graph_puts_each_op_and_parameter_in_its_module_with_its_shape():
     assert nodes[dropout.input[2]].attr["attr"].s == b"{'value': 0}" and model.training
     # Every input of every node is a node: TensorBoard draws each edge.
     assert all(name in nodes for node in nodes.values() for name in node.input)
+
+
+def _pairings():
+    from tests.test_configs import options
+
+    data = [[f"data={option}", *DATA_FILES.get(option, [])] for option in options("data") if option != "csv"]
+    data += [["data=digits", "data.layout=image"], ["data=digits", "data.layout=sequence"]]
+    return [(d, model) for d in data for model in options("model")]
+
+
+PAIRINGS = _pairings()
+
+
+@pytest.mark.parametrize(("data", "model"), PAIRINGS, ids=[" ".join([*(o.split("=")[1] for o in d if o.startswith(("data=", "data.layout="))), m]) for d, m in PAIRINGS])
+def test_every_model_that_fits_a_data_set_draws_its_pictures_of_it(tmp_path, data, model):
+    """The pictures TensorBoard gets at each picture check, for every pairing of a data option and a model option
+    that builds (the others are refused in one line): a GAN on sequences or on rows of features, a classifier of
+    25 classes of 2-D points (more than the palette's 10 colours) once ended in a traceback there."""
+    from src.build import build_training
+    from src.errors import UserError
+
+    try:
+        data_module, task, _, _ = build_training(make_config(tmp_path, *data, f"model={model}"))
+        task.try_on(next(data_module.batches("train", None)), data_module.name)
+    except UserError:
+        return
+    pictures = task.solo_view().eval().visualize(data_module.pictured_splits())
+    assert pictures or task.spec.target_type == "regression"
+    for tag, picture in pictures.items():
+        if isinstance(picture, str):
+            continue
+        assert picture.dim() == 3 and picture.shape[0] in (1, 3), tag
+        assert picture.dtype == torch.uint8 or (0 <= picture.min() and picture.max() <= 1), tag
+        if "generated_vs_real" in tag or "decision_boundary" in tag:  # both sides' colours are drawn
+            colours = {tuple(pixel) for pixel in picture.flatten(1).T.tolist()}
+            assert len(colours) >= 3, tag

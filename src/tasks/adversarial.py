@@ -150,13 +150,17 @@ class Adversarial(Task):
 
     @torch.no_grad()
     def visualize(self, splits: dict[str, Batch]) -> dict[str, Visual]:
-        """The first member's samples (the first seed's)."""
+        """The first member's samples (the first seed's): pictures in a grid, 2-D points over the real ones, any
+        other sample (a sequence, a row of features) as a line of its values beside a real one's."""
         real = splits["train"][0]
+        if real.dim() == 4:
+            return {"samples/generated": visuals.image_grid(self._first_member(self._fixed_samples(64)), columns=8, scale=4)}
         if real.dim() == 2 and real.shape[1] == 2:
             fake = self._first_member(self._fixed_samples(self.eval_samples))
             low, high = real.min(0).values.cpu() - 0.5, real.max(0).values.cpu() + 0.5
             return {"samples/generated_vs_real": visuals.scatter([real[: self.eval_samples], fake], low, high, names=["real", "generated"])}
-        return {"samples/generated": visuals.image_grid(self._first_member(self._fixed_samples(64)), columns=8, scale=4)}
+        fake = self._first_member(self._fixed_samples(1))[0]
+        return {"samples/generated_vs_real": visuals.line_plot([real[0].flatten(), fake.flatten()], names=["real", "generated"])}
 
     def graph_module(self) -> nn.Module:
         """Both networks, as a sample flows through them: latent → generator → discriminator → logit."""

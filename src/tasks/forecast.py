@@ -8,7 +8,7 @@ from torch import Tensor, nn
 from src import visuals
 from src.data.datamodule import Batch, shown_splits
 from src.data.spec import DataSpec
-from src.errors import check, positive_int
+from src.errors import ConfigError, check, positive_int
 from src.tasks.regression import Regression
 from src.tasks.task import ModelFactory, Visual
 
@@ -17,6 +17,9 @@ class Forecast(Regression):
     """Trained one step ahead; shown feeding its own forecasts back in over ``horizon`` steps."""
 
     def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None, horizon: int = 300) -> None:
+        if spec is not None and (len(spec.input_shape) != 2 or spec.input_shape[1] != 1 or spec.target_type != "regression"):
+            raise ConfigError("task", "forecast", f"needs windows of one series (T×1) and its next value; data {spec.name} "
+                              f"holds {spec.target_type} targets of inputs shaped {spec.input_shape} (data=sine is such a series)")
         super().__init__(model, spec)
         self.horizon = check("task.horizon", horizon, positive_int)
 

@@ -23,6 +23,8 @@ class Regression(Task):
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         x, y = batch
         prediction = self.predict(x)
+        if prediction.shape != y.shape:  # mse_loss would broadcast them; the try-out before training names the model
+            raise ValueError(f"a regression takes one output per row; this model gives outputs shaped {tuple(prediction.shape)} for targets shaped {tuple(y.shape)}")
         mse = self.batch_mean(F.mse_loss, prediction, y)
         return {"loss": mse, "mse": mse, "mae": (prediction - y).abs().mean(-1)}
 

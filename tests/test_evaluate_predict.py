@@ -53,6 +53,16 @@ def test_predict_writes_class_and_probability_per_row(trained, tmp_path):
     assert list(result[0]) == ["a", "b", "prediction", "probability"]
 
 
+def test_predicting_with_a_gan_says_that_its_task_makes_no_predictions(tmp_path):
+    run_training(tmp_path / "gan", "model=gan", "data=ring", "data.n_samples=200", "trainer.max_steps=1", "logger=none")
+    rows = tmp_path / "rows.csv"
+    rows.write_text("x0,x1\n0.5,0.5\n")
+    checkpoint = tmp_path / "gan" / "checkpoints" / "last.ckpt"
+    with pytest.raises(UserError, match=rf"^ckpt_path='{checkpoint}': task Adversarial makes no predictions from rows$"):
+        predict(str(checkpoint), str(rows), str(tmp_path / "out.csv"))
+    assert not (tmp_path / "out.csv").exists()
+
+
 def test_predict_names_missing_columns(trained, tmp_path):
     run, _, _ = trained
     bad = tmp_path / "bad.csv"

@@ -137,7 +137,7 @@ class Task(nn.Module):
     @torch.no_grad()
     def prediction_columns(self, x: Tensor) -> dict[str, list[str]]:
         """What ``src.predict`` writes beside each input row: column name → one value per row."""
-        raise UserError(f"a {type(self).__name__} task makes no predictions from rows")
+        raise UserError(f"task {type(self).__name__} makes no predictions from rows")
 
 
 def _first_rows(batch: Batch, n: int, members: int) -> Batch:

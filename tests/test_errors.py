@@ -28,7 +28,7 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
         (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),
         (["trainer.precision=64"], r"^trainer\.precision=64: must be one of 32, bf16-mixed, 16-mixed$"),
-        (["data.val_fraction=0.6", "data.test_fraction=0.5"], r"^data\.val_fraction \+ data\.test_fraction=1\.1"),
+        (["data.val_fraction=0.99", "data.test_fraction=0.9"], r"^data\.val_fraction \+ data\.test_fraction=1\.89: must be below 1$"),
         (["data.val_fraction=1.5"], r"^data\.val_fraction=1\.5: must be a number in \[0, 1\)$"),
         (["ckpt_path=/no/such/last.ckpt"], r"^ckpt_path='/no/such/last\.ckpt': no such checkpoint file$"),
         (["trainer.monitor=val/f1"], r"^trainer\.monitor='val/f1': not a logged metric"),

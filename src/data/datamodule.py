@@ -52,7 +52,7 @@ class DataModule:
         check_arguments("data", locals(), self.RULES)
         if val_fraction + test_fraction >= 1:
             raise ConfigError(
-                "data.val_fraction + data.test_fraction", val_fraction + test_fraction, "must be below 1"
+                "data.val_fraction + data.test_fraction", round(val_fraction + test_fraction, 12), "must be below 1"  # 0.99 + 0.9: 1.89, not 1.8900000000000001
             )
         if dataset.test is not None and test_fraction > 0:
             raise ConfigError("data.test_fraction", test_fraction, f"{dataset.name} has its published test split: set 0")

@@ -152,12 +152,13 @@ def decision_boundary_image(
     grid[..., 1] = torch.linspace(float(high[1]), float(low[1]), size, device=x.device)[:, None]
     p = probabilities(grid.view(-1, 2)).float().cpu()
     p = torch.stack([1 - p, p]) if p.dim() == 1 else p.T  # [classes, pixels]
-    region_colors = 0.6 + 0.4 * _palette(p.shape[0])  # pale versions
+    palette = _palette(p.shape[0])
+    region_colors = 0.6 + 0.4 * palette  # pale versions
     image = (region_colors.T @ p).reshape(3, size, size)  # [3, pixels] as it comes: no transposed copy
 
     cols = ((x[:, 0].cpu() - low[0].cpu()) / (high[0] - low[0]).cpu() * (size - 1)).round().long()
     rows = ((high[1].cpu() - x[:, 1].cpu()) / (high[1] - low[1]).cpu() * (size - 1)).round().long()
-    colors = _palette(p.shape[0])[y.cpu()]
+    colors = palette[y.cpu()]
     for dr in (-1, 0, 1):
         for dc in (-1, 0, 1):
             r = (rows + dr).clamp(0, size - 1)

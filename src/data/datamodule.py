@@ -51,9 +51,8 @@ class DataModule:
     ) -> None:
         check_arguments("data", locals(), self.RULES)
         if val_fraction + test_fraction >= 1:
-            raise ConfigError(
-                "data.val_fraction + data.test_fraction", round(val_fraction + test_fraction, 12), "must be below 1"  # 0.99 + 0.9: 1.89, not 1.8900000000000001
-            )
+            total = round(val_fraction + test_fraction, 12)  # 0.99 + 0.9: 1.89, not 1.8900000000000001
+            raise ConfigError("data.val_fraction + data.test_fraction", total, "must be below 1")
         if dataset.test is not None and test_fraction > 0:
             raise ConfigError("data.test_fraction", test_fraction, f"{dataset.name} has its published test split: set 0")
         published = [dataset.features] + ([] if dataset.test is None else [dataset.test[0]])

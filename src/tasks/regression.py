@@ -24,7 +24,8 @@ class Regression(Task):
         x, y = batch
         prediction = self.predict(x)
         if prediction.shape != y.shape:  # mse_loss would broadcast them; the try-out before training names the model
-            raise ValueError(f"a regression takes one output per row; this model gives outputs shaped {tuple(prediction.shape)} for targets shaped {tuple(y.shape)}")
+            shapes = f"outputs shaped {tuple(prediction.shape)} for targets shaped {tuple(y.shape)}"
+            raise ValueError(f"a regression takes one output per row; this model gives {shapes}")
         mse = self.batch_mean(F.mse_loss, prediction, y)
         return {"loss": mse, "mse": mse, "mae": (prediction - y).abs().mean(-1)}
 

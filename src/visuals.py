@@ -202,12 +202,11 @@ def line_plot(series: list[Tensor], width: int = 600, height: int = 200, names: 
     span = max(high - low, 1e-8)
     canvas = torch.ones(3, height, width)
     columns = np.linspace(0, width - 1, values.shape[1])
-    for index, line in enumerate(values):
+    for line, color in zip(values, _palette(len(values))):
         rows = np.interp(np.arange(width), columns, ((high - line) / span * (height - 5) + 2).numpy()).round().astype(int)
-        color = _PALETTE[index % len(_PALETTE)][:, None]
         for col in range(width):  # a vertical run from the previous column's row keeps the line unbroken
             top, bottom = sorted((rows[col], rows[max(col - 1, 0)]))
-            canvas[:, top : bottom + 2, col] = color
+            canvas[:, top : bottom + 2, col] = color[:, None]
     return _with_legend(canvas, names)
 
 
@@ -220,13 +219,13 @@ def scatter(
     low = every.min(0).values - 0.3 if low is None else low
     high = every.max(0).values + 0.3 if high is None else high
     canvas = torch.ones(3, size, size)
-    for index, points in enumerate(groups):
+    for points, color in zip(groups, _palette(len(groups))):
         points = points.detach().float().cpu()
         inside = ((points >= low) & (points <= high)).all(1)
         points = points[inside]
         cols = ((points[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long()
         rows = ((high[1] - points[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long()
-        canvas[:, rows, cols] = _PALETTE[index % len(_PALETTE)][:, None]
+        canvas[:, rows, cols] = color[:, None]
     return _with_legend(canvas, names)
 
 
@@ -245,8 +244,8 @@ def _legend(names: tuple[str, ...]) -> Tensor:
     """The legend box alone, drawn once per set of names (a picture at every check shows the same one)."""
     picture, draw = _drawable((31 + 8 * max(len(name) for name in names), 5 + 16 * len(names)))
     draw.rectangle((0, 0, picture.width - 1, picture.height - 1), fill="white", outline=(150, 150, 150))
-    for index, name in enumerate(names):
-        colour = tuple(int(255 * v) for v in _PALETTE[index % len(_PALETTE)])
+    for index, (name, colour) in enumerate(zip(names, _palette(len(names)).tolist())):
+        colour = tuple(int(255 * v) for v in colour)
         draw.rectangle((6, 6 + 16 * index, 16, 16 + 16 * index), fill=colour)
         _write(picture, (22, 11 + 16 * index), name, "lm")
     return tensor_of(picture).float() / 255  # pasted onto float canvases

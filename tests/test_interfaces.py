@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from src.build import build_data, build_task
 from src.errors import ConfigError, UserError, check, nonempty_list_of, null, number, one_of, positive_int
@@ -56,6 +56,9 @@ def test_task_settings_live_in_the_task_group(tmp_path):
         task_for(tmp_path, "data=sine", "model=rnn", "task=classification")
     with pytest.raises(ConfigError, match=r"^task='adversarial': needs a model with a generator"):
         task_for(tmp_path, "task=adversarial")
+    for task in ["task=classification", "task=regression", "task=auto"]:
+        with pytest.raises(UserError, match=r"^task: a \w+ task maps rows to outputs; model GAN is a generator with a discriminator, which trains with task=adversarial"):
+            task_for(tmp_path, "model=gan", "data=ring", task)
     # A forecast feeds its outputs back in as the series' next values: one series, real-valued.
     for data, found in [("data=moons", r"classification targets of inputs shaped \(2,\)"), ("data=adding", r"shaped \(50, 2\)")]:
         with pytest.raises(ConfigError, match=rf"^task='forecast': needs windows of one series \(T×1\) .*{found}"):
@@ -63,11 +66,10 @@ def test_task_settings_live_in_the_task_group(tmp_path):
 
 
 def test_a_model_with_more_outputs_than_a_regression_takes_is_refused_before_training(tmp_path):
-    # A GAN's generator maps ring's 2-D rows to 2-D samples: mse_loss would broadcast them against the 1-D targets.
-    config = make_config(tmp_path, "model=gan", "data=ring", "task=regression")
-    data = build_data(config.data)
-    task = build_task(config, data.spec)
-    with pytest.raises(UserError, match=r"^model GAN does not fit data ring .*a regression takes one output per row; this model gives outputs shaped \(2, 2\)"):
+    # A model built by hand keeps its two outputs: mse_loss would broadcast them against the 1-D targets.
+    data = build_data(make_config(tmp_path, "data=ring").data)
+    task = Regression(nn.Linear(2, 2), data.spec)
+    with pytest.raises(UserError, match=r"^model Linear does not fit data ring .*a regression takes one output per row; this model gives outputs shaped \(2, 2\)"):
         task.try_on(next(data.batches("train", None)), data.name)
 
 

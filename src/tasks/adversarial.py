@@ -43,6 +43,7 @@ def mode_metrics(samples: Tensor, modes: Tensor, std: float) -> dict[str, Tensor
 class Adversarial(Task):
     loss_names = ("d_loss", "g_loss")
     evaluated_splits = ("val",)
+    adversarial = True
 
     def __init__(
         self,

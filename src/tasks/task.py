@@ -44,12 +44,19 @@ class Task(nn.Module):
     monitor_mode: str = "min"
     #: The splits whose metrics each check computes (those the data has; the training split if none).
     evaluated_splits: tuple[str, ...] = ("train", "val")
+    #: Whether the task trains a generator against a discriminator (model=gan) instead of rows to outputs.
+    adversarial: bool = False
 
     def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.model = model if isinstance(model, nn.Module) else model(self.output_size(spec))
         self.members = member_count(self.model)
+        if not self.adversarial and hasattr(self.model, "generator") and hasattr(self.model, "discriminator"):
+            raise UserError(
+                f"task: a {type(self).__name__} task maps rows to outputs; model {type(self.model).__name__} is a generator "
+                "with a discriminator, which trains with task=adversarial (model=gan's default: leave task out)"
+            )
         #: Random generators of the task's own (a stacked GAN's noise, one per member), saved in checkpoints.
         self.generators: list[torch.Generator] = []
 

@@ -35,6 +35,18 @@ class RangeTest:
     losses: list[float]
     smoothed: list[float]
     suggestion: float | None
+    diverged: bool = False
+
+    def doubt(self, max_lr: float) -> str | None:
+        """Why the suggestion should not be taken as it is, or None."""
+        if self.suggestion is None:
+            return "no suggestion: too few steps before the loss diverged; lower lr_find.min_lr or raise lr_find.num_steps"
+        if not self.diverged and self.suggestion == self.lrs[-2]:  # the last lr scored: the loss was still falling fastest
+            return (
+                f"the smoothed loss still fell fastest at the last lr scored ({self.suggestion:.2g}) and never diverged: "
+                f"a larger lr may train faster; raise lr_find.max_lr (now {max_lr:g}) to see where the loss stops falling"
+            )
+        return None
 
 
 def range_test(config: DictConfig) -> RangeTest:
@@ -73,7 +85,8 @@ def range_test(config: DictConfig) -> RangeTest:
             result.lrs.append(lr)
             result.losses.append(value)
             result.smoothed.append(smoothed)
-            if not math.isfinite(smoothed) or smoothed > stop_factor * best or len(result.lrs) == steps:
+            result.diverged = not math.isfinite(smoothed) or smoothed > stop_factor * best
+            if result.diverged or len(result.lrs) == steps:
                 break
             best = min(best, smoothed)
         else:
@@ -155,12 +168,12 @@ def lr_find(config: DictConfig) -> RangeTest:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="lr_find")
 def main(config: DictConfig) -> None:
     test = report_user_errors(lambda: lr_find(config))
-    stopped = "" if len(test.lrs) == config.lr_find.num_steps else f", stopped at lr {test.lrs[-1]:.2g} (the loss diverged)"
+    stopped = f", stopped at lr {test.lrs[-1]:.2g} (the loss diverged)" if test.diverged else ""
     log.info(f"{len(test.lrs)} steps from lr {test.lrs[0]:.2g}{stopped}; the curve: {config.paths.output_dir}/lr_find.png")
-    if test.suggestion is None:
-        log.warning("no suggestion: too few steps before the loss diverged; lower lr_find.min_lr or raise lr_find.num_steps")
-    else:
+    if test.suggestion is not None:
         log.info(f"suggested lr: {test.suggestion:.2g} (steepest descent of the smoothed loss): optimizer.lr={test.suggestion:.2g}")
+    if doubt := test.doubt(config.lr_find.max_lr):
+        log.warning(doubt)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from PIL import Image
 
 from src import REPO_ROOT
 from src.evaluate import evaluate
-from src.lr_find import steepest_descent
+from src.lr_find import RangeTest, steepest_descent
 from src.training.checkpoint import load_checkpoint
 from src.training.schedules import WarmupCosine
 from src.training.signals import Interrupted
@@ -187,6 +187,22 @@ def test_the_steepest_descent_of_a_made_up_curve_is_where_it_falls_fastest():
     lrs = list(np.logspace(-6, 0, 61))
     losses = [1.0 - 0.5 * math.tanh(2 * (math.log10(lr) + 2)) for lr in lrs]  # falls fastest at 1e-2
     assert steepest_descent(lrs, losses) == pytest.approx(1e-2, rel=0.05)
+
+
+def test_a_suggestion_at_the_end_of_an_lr_range_that_never_diverged_is_doubted():
+    lrs = list(np.logspace(-6, 1, 71))
+    inside = [1.0 - 0.5 * math.tanh(2 * (math.log10(lr) + 2)) for lr in lrs]  # falls fastest at 1e-2
+    still_falling = [1.0 - 0.01 * lr for lr in lrs]  # the planar net's curve: fastest at the last lr scored
+    made = {name: RangeTest(lrs, losses, losses, steepest_descent(lrs, losses)) for name, losses in [("in", inside), ("end", still_falling)]}
+    assert made["in"].doubt(10.0) is None
+    assert made["end"].suggestion == lrs[-2]
+    assert made["end"].doubt(10.0) == (
+        "the smoothed loss still fell fastest at the last lr scored (7.9) and never diverged: a larger lr may train "
+        "faster; raise lr_find.max_lr (now 10) to see where the loss stops falling"
+    )
+    made["end"].diverged = True  # the test stopped at a loss gone up: the lr just before it is a fair suggestion
+    assert made["end"].doubt(10.0) is None
+    assert RangeTest(lrs[:4], inside[:4], inside[:4], None, diverged=True).doubt(10.0).startswith("no suggestion: too few steps")
 
 
 def test_the_lr_range_test_suggests_an_lr_and_leaves_a_curve_but_no_run_state(tmp_path):

@@ -30,6 +30,11 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["trainer.precision=64"], r"^trainer\.precision=64: must be one of 32, bf16-mixed, 16-mixed$"),
         (["data.val_fraction=0.99", "data.test_fraction=0.9"], r"^data\.val_fraction \+ data\.test_fraction=1\.89: must be below 1$"),
         (["data.val_fraction=1.5"], r"^data\.val_fraction=1\.5: must be a number in \[0, 1\)$"),
+        # sklearn's stratified split, in the config's words
+        (["data=blobs", "data.n_samples=5"], r"^data\.test_fraction=0\.2: a split that keeps each class's share of data blobs's 5 rows needs two rows of every class; class 2 has one"),
+        (["data=blobs", "data.n_samples=12", "data.test_fraction=0.1"], r"^data\.test_fraction=0\.1: leaves 2 of data blobs's 12 rows in its split, but .* each of the 3 classes there$"),
+        (["data=digits", "data.val_fraction=0.001"], r"^data\.val_fraction=0\.001: leaves 2 of data digits's 1437 rows in its split"),
+        (["data=blobs", "data.n_samples=40", "data.test_fraction=0.95", "data.val_fraction=0"], r"^data\.test_fraction=0\.95: leaves 2 of data blobs's 40 rows in the rest"),
         (["ckpt_path=/no/such/last.ckpt"], r"^ckpt_path='/no/such/last\.ckpt': no such checkpoint file$"),
         (["trainer.monitor=val/f1"], r"^trainer\.monitor='val/f1': not a logged metric"),
     ],

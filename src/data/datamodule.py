@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Iterator
 
 import numpy as np
@@ -281,7 +282,9 @@ def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: in
 
     stratify = dataset.target_type == "classification" and shuffle
 
-    def cut(x, y, fraction):
+    def cut(x, y, fraction, setting):
+        if stratify:
+            _check_stratified_cut(y, fraction, setting, dataset.name)
         try:
             return train_test_split(
                 x, y, test_size=fraction, random_state=seed, shuffle=shuffle, stratify=y if stratify else None
@@ -290,13 +293,33 @@ def _split(dataset: Dataset, val_fraction: float, test_fraction: float, seed: in
             raise UserError(f"data {dataset.name}: cannot split {len(y)} rows that way ({error})") from None
 
     if test_fraction > 0:
-        x, x_test, y, y_test = cut(x, y, test_fraction)
+        x, x_test, y, y_test = cut(x, y, test_fraction, f"data.test_fraction={test_fraction:g}")
         parts["test"] = (x_test, y_test)
     if val_fraction > 0:
-        x, x_val, y, y_val = cut(x, y, val_fraction / (1 - test_fraction))
+        x, x_val, y, y_val = cut(x, y, val_fraction / (1 - test_fraction), f"data.val_fraction={val_fraction:g}")
         parts["val"] = (x_val, y_val)
     parts["train"] = (x, y)
     return parts
+
+
+def _check_stratified_cut(y, fraction: float, setting: str, data_name: str) -> None:
+    """A split that keeps each class's share (sklearn's stratified one) needs two rows of every class, and
+    a row of each class on both sides of the cut: said here in the config's words."""
+    classes, counts = np.unique(np.asarray(y), return_counts=True)
+    if counts.min() < 2:
+        lonely = [str(c) for c in classes[counts < 2]]
+        which = f"class {lonely[0]} has" if len(lonely) == 1 else f"classes {', '.join(lonely[:5])}{' ...' * (len(lonely) > 5)} have"
+        raise UserError(
+            f"{setting}: a split that keeps each class's share of data {data_name}'s {len(y)} rows needs two rows "
+            f"of every class; {which} one (more rows, or 0 for no such split)"
+        )
+    held = math.ceil(fraction * len(y))  # as sklearn counts them
+    for part, rows in [("its split", held), ("the rest", len(y) - held)]:
+        if rows < len(classes):
+            raise UserError(
+                f"{setting}: leaves {rows} of data {data_name}'s {len(y)} rows in {part}, but keeping each class's "
+                f"share puts a row of each of the {len(classes)} classes there"
+            )
 
 
 def shown_splits(splits: dict[str, Batch]) -> list[str]:

@@ -5,7 +5,8 @@
 Prints, per job, the best of N interleaved repeats of the CPU time this process used (all its
 threads: the framework's checkpoint and TensorBoard writers count; on a shared virtual machine CPU
 time varies less than wall time), the ratio framework / plain loop of those bests and the median of
-each round's own ratio ("paired"), and the
+each round's own ratio ("paired"), the same two for the framework without loggers against the plain
+loop that also scores the framework's checks (the same work but for checkpoints and the run folder), and the
 wall time of `python -m src.train trainer.max_steps=1` against a process that only imports torch and
 builds an optimizer. Not a test: these machines are noisy, so read the ratios, not the seconds.
 """
@@ -34,6 +35,7 @@ from hydra import compose, initialize_config_dir  # noqa: E402
 from src import REPO_ROOT  # noqa: E402
 from src.build import build_data, build_optimizer, build_task  # noqa: E402
 from src.train import train  # noqa: E402
+from src.training.trainer import AUTO_CHECK_STEPS  # noqa: E402
 
 JOBS = {
     "planar GD, 10,000 whole-batch steps (default job)": [],
@@ -74,8 +76,11 @@ def run_framework(overrides: list[str]) -> tuple[float, float]:
         return clock() - start, metrics["train/loss"]
 
 
-def run_plain(overrides: list[str]) -> tuple[float, float]:
-    """The loop a PyTorch user writes by hand, on the framework's own data tensors and model class."""
+def run_plain(overrides: list[str], checks: bool = False) -> tuple[float, float]:
+    """The loop a PyTorch user writes by hand, on the framework's own data tensors and model class; with
+    ``checks``, it also scores the framework's rows at the framework's checks (the step losses' mean, loss and
+    accuracy of the validation split and of the training sample, one sync a check), as such a user would to
+    watch a run: the same work as the framework with ``logger=none``, less its checkpoints and run folder."""
     with tempfile.TemporaryDirectory() as out:
         cfg = config(overrides, Path(out))
     start = clock()
@@ -83,12 +88,32 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
     data = build_data(cfg.data).to(DEVICE)
     model = build_task(cfg, data.spec).model.to(DEVICE)  # the same module the framework builds, same init
     x, y = data.splits["train"]
-    loss_fn = F.binary_cross_entropy_with_logits if data.num_classes == 2 else F.cross_entropy
+    binary = data.num_classes == 2
+    loss_fn = F.binary_cross_entropy_with_logits if binary else F.cross_entropy
     make_optimizer, batch_size = build_optimizer(cfg.optimizer)  # e.g. torch.optim.SGD with the config's lr
     optimizer = make_optimizer(model.parameters())
     epochs = cfg.trainer.max_epochs or 10**9
     cosine = cfg.get("scheduler") and cfg.scheduler._target_.endswith("CosineAnnealingLR")
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs) if cosine else None
+    data.sample_for_evaluation("train", cfg.trainer.train_eval_rows)  # the rows the framework's train/loss is scored on
+    scored = {"train": next(data.batches("train", None)), **({"val": data.splits["val"]} if "val" in data.splits else {})}
+    steps_per_epoch = 1 if batch_size is None else -(-len(y) // batch_size)
+    check_every = max(1, AUTO_CHECK_STEPS // steps_per_epoch)
+    history, window = [], []
+
+    def check(splits: dict[str, tuple]) -> None:
+        model.eval()
+        with torch.no_grad():
+            metrics = {"train/step_loss": torch.stack(window).mean()} if window else {}
+            for split, (xs, ys) in splits.items():
+                out = model(xs)
+                metrics[f"{split}/loss"] = loss_fn(out.squeeze(-1) if binary else out, ys)
+                right = (torch.sigmoid(out.squeeze(-1)) > 0.5).float() == ys if binary else out.argmax(-1) == ys
+                metrics[f"{split}/acc"] = right.float().mean()
+        history.append(dict(zip(metrics, torch.stack(list(metrics.values())).tolist())))
+        window.clear()
+        model.train()
+
     model.train()
     steps = 0
     max_steps = cfg.trainer.max_steps or 10**12
@@ -101,39 +126,52 @@ def run_plain(overrides: list[str]) -> tuple[float, float]:
             batches = ((x[order[i : i + batch_size]], y[order[i : i + batch_size]]) for i in range(0, len(y), batch_size))
         for xb, yb in batches:
             out = model(xb)
-            loss = loss_fn(out.squeeze(-1) if data.num_classes == 2 else out, yb)
+            loss = loss_fn(out.squeeze(-1) if binary else out, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
+            if checks:
+                window.append(loss.detach())
             steps += 1
             if steps >= max_steps:
                 break
         if scheduler is not None:
             scheduler.step()
+        if checks and ((epoch + 1) % check_every == 0 or epoch + 1 == epochs) and window:
+            check(scored)
         if steps >= max_steps:
             break
+    if checks:
+        if window:
+            check(scored)
+        final = history[-1]["train/loss"]
+        if "test" in data.splits:  # scored once at the end, as the framework does
+            check({"test": data.splits["test"]})
+        return clock() - start, final
     model.eval()
-    data.sample_for_evaluation("train", cfg.trainer.train_eval_rows)  # the rows the framework's train/loss is scored on
-    x, y = next(data.batches("train", None))
+    x, y = scored["train"]
     with torch.no_grad():
         out = model(x)
-        final = loss_fn(out.squeeze(-1) if data.num_classes == 2 else out, y).item()
+        final = loss_fn(out.squeeze(-1) if binary else out, y).item()
     return clock() - start, final
 
 
-def interleaved(repeats: int, overrides: list[str]) -> tuple[list[float], list[float], list[float]]:
-    """The plain loop's, the framework's and the framework's with ``logger=none`` seconds in ``repeats``
-    rounds, one run of each per round; the plain loop and the framework must end at the same loss."""
-    plain, framework, quiet = [], [], []
+def interleaved(repeats: int, overrides: list[str]) -> tuple[list[float], list[float], list[float], list[float]]:
+    """The plain loop's, the framework's, the framework's with ``logger=none`` and the plain loop's with the
+    framework's checks seconds in ``repeats`` rounds, one run of each per round; all must end at the same loss."""
+    plain, framework, quiet, checked = [], [], [], []
     for _ in range(repeats):
         seconds, plain_loss = run_plain(overrides)
         plain.append(seconds)
         seconds, framework_loss = run_framework(overrides)
         framework.append(seconds)
         quiet.append(run_framework([*overrides, "logger=none"])[0])
+        seconds, checked_loss = run_plain(overrides, checks=True)
+        checked.append(seconds)
     tolerance = 1e-4 if DEVICE.type == "cpu" else 1e-2  # GPU kernels sum in other orders
-    assert abs(plain_loss - framework_loss) < tolerance, (plain_loss, framework_loss)  # the same work was done
-    return plain, framework, quiet
+    for loss in (framework_loss, checked_loss):
+        assert abs(plain_loss - loss) < tolerance, (plain_loss, loss)  # the same work was done
+    return plain, framework, quiet, checked
 
 
 def paired(ours: list[float], plain: list[float], compare: Callable[[float, float], float]) -> float:
@@ -169,20 +207,21 @@ def main() -> None:
     unit = "wall seconds (CUDA synchronized)" if DEVICE.type == "cuda" else "CPU seconds of this process"
     print(f"torch {torch.__version__}, {DEVICE.type}, {unit}, best of {repeats} interleaved repeats")
     print(f"{'job':52} {'plain s':>8} {'framework s':>12} {'no logger s':>12} {'ratio':>6} {'ratio, no logger':>17} {'steps/s':>9}"
-          f" {'paired':>7} {'paired, no logger':>18}")
+          f" {'paired':>7} {'paired, no logger':>18} {'checked plain s':>16} {'no logger/checked':>18} {'paired':>7}")
     run_framework(["trainer.max_steps=1"])  # warm-up: first imports (an optimizer's torch._dynamo, TensorBoard)
     for name, overrides in JOBS.items():
-        plain, framework, quiet = interleaved(repeats, overrides)
-        p, f, q = min(plain), min(framework), min(quiet)
+        plain, framework, quiet, checked = interleaved(repeats, overrides)
+        p, f, q, c = min(plain), min(framework), min(quiet), min(checked)
         print(f"{name:52} {p:8.2f} {f:12.2f} {q:12.2f} {f / p:6.3f} {q / p:17.3f} {STEPS[name] / f:9.0f}"
-              f" {paired(framework, plain, operator.truediv):7.3f} {paired(quiet, plain, operator.truediv):18.3f}")
+              f" {paired(framework, plain, operator.truediv):7.3f} {paired(quiet, plain, operator.truediv):18.3f}"
+              f" {c:16.2f} {q / c:18.3f} {paired(quiet, checked, operator.truediv):7.3f}")
 
     # What a run costs whatever its length: the digits MLP job cut to one epoch (19 steps, one check).
     mlp = next(overrides for name, overrides in JOBS.items() if name.startswith("digits MLP"))
-    plain, framework, quiet = interleaved(repeats, [o if not o.startswith("trainer.max_epochs=") else "trainer.max_epochs=1" for o in mlp])
+    plain, framework, quiet, checked = interleaved(repeats, [o if not o.startswith("trainer.max_epochs=") else "trainer.max_epochs=1" for o in mlp])
     print(f"fixed cost of a run (digits MLP, 1 epoch: 19 steps, 1 check): plain loop {1000 * min(plain):.0f} ms; the framework adds "
           f"{1000 * paired(framework, plain, operator.sub):.0f} ms, {1000 * paired(quiet, plain, operator.sub):.0f} ms with logger=none"
-          " (paired)")
+          f" (paired); the plain loop with the same checks {1000 * min(checked):.0f} ms")
 
     bar, no_bar = [], []
     for _ in range(repeats):  # the bar writes to a terminal; here to memory, which costs the same formatting

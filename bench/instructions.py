@@ -101,12 +101,14 @@ def main() -> None:
     jobs = dict(zip(LENGTHS, bench.JOBS.values()))
     if options.parts:
         return count_parts(bench, counter, {name: jobs[name] for name in options.jobs})
-    print(f"{'job':8} {'length':>24} {'plain':>14} {'framework':>14} {'no logger':>14} {'ratio':>6} {'ratio, no logger':>17}")
+    print(f"{'job':8} {'length':>24} {'plain':>14} {'framework':>14} {'no logger':>14} {'ratio':>6} {'ratio, no logger':>17}"
+          f" {'checked plain':>14} {'no logger/checked':>18}")
     for name in options.jobs:
         key, short, long, full = LENGTHS[name]
         overrides = [o for o in jobs[name] if not o.startswith(key + "=")]
         runs = {"plain": bench.run_plain, "framework": lambda o: bench.run_framework([*o, *AS_IN_REAL_TIME]),
-                "no logger": lambda o: bench.run_framework([*o, *AS_IN_REAL_TIME, "logger=none"])}
+                "no logger": lambda o: bench.run_framework([*o, *AS_IN_REAL_TIME, "logger=none"]),
+                "checked plain": lambda o: bench.run_plain(o, checks=True)}
         bench.clock = lambda: 0.0  # a first run of each kind, not counted
         for run in runs.values():
             run([*overrides, f"{key}={short}"])
@@ -118,10 +120,11 @@ def main() -> None:
         if full != long:
             rows[f"{full} (from the two)"] = at_full
         for label, row in rows.items():
-            p, f, q = row["plain"], row["framework"], row["no logger"]
-            print(f"{name:8} {label:>24} {p:14,.0f} {f:14,.0f} {q:14,.0f} {f / p:6.3f} {q / p:17.3f}")
+            p, f, q, c = row["plain"], row["framework"], row["no logger"], row["checked plain"]
+            print(f"{name:8} {label:>24} {p:14,.0f} {f:14,.0f} {q:14,.0f} {f / p:6.3f} {q / p:17.3f} {c:14,.0f} {q / c:18.3f}")
         fixed = {kind: counts[short][kind] - (counts[long][kind] - counts[short][kind]) * short / (long - short) for kind in runs}
-        print(f"{name:8} {'fixed part (length 0)':>24} {fixed['plain']:14,.0f} {fixed['framework']:14,.0f} {fixed['no logger']:14,.0f}")
+        print(f"{name:8} {'fixed part (length 0)':>24} {fixed['plain']:14,.0f} {fixed['framework']:14,.0f} {fixed['no logger']:14,.0f}"
+              f" {'':6} {'':17} {fixed['checked plain']:14,.0f}")
 
 
 def count_parts(bench, counter: Counter, jobs: dict[str, list[str]]) -> None:

@@ -27,14 +27,16 @@ def run(command, log_dir, *extra):
     assert result.returncode == 0, result.stderr[-3000:]
     runs = list((log_dir / "train").iterdir())
     assert len(runs) == 1  # only rank 0 keeps a run folder
-    return runs[0]
+    return runs[0], result.stdout
 
 
 @pytest.mark.slow
 def test_two_processes_equal_one_process_with_the_same_global_batch(tmp_path):
     """With two stacked seeds: each member's gradient is averaged over the ranks' shards."""
-    one = run([sys.executable, "-m", "src.train"], tmp_path / "one", "trainer.seeds=2")
-    two = run(TORCHRUN, tmp_path / "two", "trainer.seeds=2")
+    one, _ = run([sys.executable, "-m", "src.train"], tmp_path / "one", "trainer.seeds=2")
+    # The same training through a script that counts, at each rank's exit, the DDP wrappers still alive.
+    two, printed = run([*TORCHRUN[:-2], str(Path(__file__).with_name("torchrun_leftovers.py"))], tmp_path / "two", "trainer.seeds=2")
+    assert printed.count("DDP wrappers alive at exit: 0") == 2, printed[-2000:]  # each rank's left with its group
     a = load_checkpoint(one / "checkpoints" / "last.ckpt")["model"]
     b = load_checkpoint(two / "checkpoints" / "last.ckpt")["model"]
     for name in a:
@@ -65,10 +67,10 @@ def test_a_config_mistake_under_torchrun_is_told_once_by_rank_0_and_other_errors
 @pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
     batches = "optimizer.batch_size=239"  # each epoch's last batch is one row: rank 1 has none of it
-    whole = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)
-    part = run(TORCHRUN, tmp_path / "part", batches, "trainer.max_steps=17")
+    whole, _ = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)
+    part, _ = run(TORCHRUN, tmp_path / "part", batches, "trainer.max_steps=17")
     assert load_checkpoint(part / "checkpoints" / "last.ckpt")["loop"]["step"] == 17
-    rest = run(TORCHRUN, tmp_path / "rest", batches, f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    rest, _ = run(TORCHRUN, tmp_path / "rest", batches, f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
     a = load_checkpoint(whole / "checkpoints" / "last.ckpt")
     b = load_checkpoint(rest / "checkpoints" / "last.ckpt")
     assert a["loop"]["step"] == b["loop"]["step"]

@@ -80,6 +80,7 @@ def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
 
 def teardown() -> None:
     """Leave the process group. A gloo group left for the interpreter's exit to tear down can abort the
-    process ("terminate called without an active exception", SIGABRT) while its threads still run."""
+    process ("terminate called without an active exception", SIGABRT) while its threads still run: drop
+    what holds it (the DDP wrapper) first, or the group lives on after this until the exit."""
     if dist.is_initialized():
         dist.destroy_process_group()

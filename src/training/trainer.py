@@ -211,6 +211,7 @@ class Trainer:
             self.checkpoints.close()
             self.reporter.close()
             if self.world_size > 1:
+                self.backward = None  # it holds the DDP wrapper, which holds the process group
                 distributed.teardown()
 
     # ------------------------------------------------------------------ the loop
@@ -306,9 +307,8 @@ class Trainer:
             hook(self, metrics)
 
     def evaluate(self, splits: list[str], weights: dict[str, Tensor] | None = None, tag: str = "") -> dict[str, Tensor]:
-        """``<split>/<tag><metric>`` of the model (one value per member when stacked), or of ``weights`` (named
-        as in the task's state dict) loaded into it for the while. Callbacks that keep other weights (EMA)
-        evaluate them with it."""
+        """``<split>/<tag><metric>`` of the model (one value per member when stacked), or of ``weights`` (named as
+        in the task's state dict) loaded into it for the while: callbacks that keep other weights (EMA) use it."""
         training = self.task.training
         self.task.eval()
         with weights_of(self.live_state, weights):

@@ -308,7 +308,8 @@ def _check_stratified_cut(y, fraction: float, setting: str, data_name: str) -> N
     classes, counts = np.unique(np.asarray(y), return_counts=True)
     if counts.min() < 2:
         lonely = [str(c) for c in classes[counts < 2]]
-        which = f"class {lonely[0]} has" if len(lonely) == 1 else f"classes {', '.join(lonely[:5])}{' ...' * (len(lonely) > 5)} have"
+        named = ", ".join(lonely[:5]) + (" ..." if len(lonely) > 5 else "")
+        which = f"class {named} has" if len(lonely) == 1 else f"classes {named} have"
         raise UserError(
             f"{setting}: a split that keeps each class's share of data {data_name}'s {len(y)} rows needs two rows "
             f"of every class; {which} one (more rows, or 0 for no such split)"

@@ -16,6 +16,7 @@ from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check
 from src.models.members import member_state, stack
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
+from src.torch_settings import check_torch_settings
 from src.training.schedules import INTERVALS, build_scheduler
 from src.training.seeds import member_seeds, seed_everything
 
@@ -109,6 +110,7 @@ def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     """The optimizer factory (it gets the parameters later) and the batch size (None: whole batch)."""
     check("optimizer.lr", config.get("lr"), number(0, 1e6, low_open=True))  # beyond, a step overflows float32
     batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
+    check_torch_settings("optimizer", config)
     factory = _refusing_in_one_line("optimizer", build({key: value for key, value in config.items() if key != "batch_size"}))
     return factory, batch_size
 
@@ -152,6 +154,7 @@ def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
     if not isinstance(config, DictConfig) or "_target_" not in config:
         raise ConfigError("scheduler", config, "must be an option of the scheduler group (scheduler=none for none)")
     check("scheduler.interval", config.get("interval", "epoch"), one_of(*INTERVALS))
+    check_torch_settings("scheduler", config)
     factory = build(config)
     # Any type torch's schedulers take (milestones lists, mode strings), but no NaN or infinity.
     finite = Rule(lambda value: not isinstance(value, float) or math.isfinite(value), "finite")

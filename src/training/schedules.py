@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch.optim import Optimizer
 
-from src.errors import UserError, in_one_line
+from src.errors import UserError, check, check_arguments, in_one_line, non_negative_int, null, number, positive_int
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
 INTERVALS = ("epoch", "step")
@@ -27,7 +27,7 @@ class InverseTimeDecay:
 
 
 def inverse_time_decay(optimizer: Optimizer, decay: float) -> LambdaLR:
-    return LambdaLR(optimizer, InverseTimeDecay(decay))
+    return LambdaLR(optimizer, InverseTimeDecay(check("scheduler.decay", decay, number(0))))
 
 
 class WarmupCosine:
@@ -45,6 +45,9 @@ class WarmupCosine:
 
 
 def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int, min_lr_ratio: float = 0.0) -> LambdaLR:
+    check_arguments(
+        "scheduler", locals(), {"warmup_steps": non_negative_int, "total_steps": positive_int | null, "min_lr_ratio": number(0, 1)}
+    )
     scheduler = LambdaLR(optimizer, WarmupCosine(warmup_steps, total_steps, min_lr_ratio))
     scheduler.interval = "step"
     return scheduler

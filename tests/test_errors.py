@@ -26,6 +26,13 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["model=mlp", "model.hidden=[]"], r"^model\.hidden=\[\]: must be a non-empty list of positive integers"),
         (["model=mlp", "model.hidden=[4,0]"], r"^model\.hidden=\[4, 0\]: must be a non-empty list"),
         (["model.init=orthogonal"], r"^model\.init='orthogonal': must be one of default, normal, xavier, he$"),
+        (["model.init=normal", "model.init_std=-1"], r"^model\.init_std=-1: must be a number ≥ 0$"),
+        (["data=ring", "model=gan", "model.generator_hidden=[0]"], r"^model\.generator_hidden=\[0\]: must be a non-empty list of positive"),
+        (["data=ring", "model=gan", "model.latent_dim=0"], r"^model\.latent_dim=0: must be an integer in \[1, 4,096\]$"),
+        (["data=digits", "data.layout=image", "model=cnn", "model.kernel_size=[3,0]"], r"^model\.kernel_size=\[3, 0\]: must be a positive integer or"),
+        (["data=digits", "data.layout=image", "model=cnn", "model.padding=-1"], r"^model\.padding=-1: must be a non-negative integer or one of same, valid$"),
+        (["data=digits", "data.layout=image", "model=cnn", "model.pool=0"], r"^model\.pool=0: must be a positive integer$"),
+        (["data=sine", "model=rnn", "model.num_layers=0"], r"^model\.num_layers=0: must be an integer in \[1, 64\]$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
         (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),
@@ -85,6 +92,14 @@ def test_bad_csv(tmp_path, csv_file, text, target, message):
     path = csv_file(text)
     with pytest.raises(UserError, match=message):
         run_training(tmp_path / "run", *ONE_STEP, "data=csv", f"data.path={path}", f"data.target={target}")
+
+
+def test_a_csv_delimiter_is_one_character_and_a_command_line_writes_a_tab_as_backslash_t(tmp_path, csv_file):
+    path = csv_file(CSV_OK.replace(",", "\t"), "data.tsv")
+    with pytest.raises(UserError, match=r"^data\.delimiter='ab': must be one character \(\\t: a tab\)$"):
+        run_training(tmp_path / "a", *ONE_STEP, "data=csv", f"data.path={path}", "data.target=label", "data.delimiter=ab")
+    metrics = run_training(tmp_path / "b", *ONE_STEP, "data=csv", f"data.path={path}", "data.target=label", "data.delimiter=\\t")
+    assert metrics["step"] == 1  # read as three columns: the header's a, b and label
 
 
 def test_missing_csv_file(tmp_path):

@@ -12,7 +12,7 @@ from typing import Iterator
 import numpy as np
 
 from src.data.dataset import Dataset
-from src.errors import ConfigError, UserError, check, one_of
+from src.errors import ConfigError, Rule, UserError, check, one_of
 
 
 def number(text: str, where: str) -> float:
@@ -102,6 +102,8 @@ def load_csv(
     if target is None:
         raise ConfigError("data.target", target, "set it to the name of the label column")
     check("data.target_type", target_type, one_of("classification", "regression"))
+    delimiter = "\t" if delimiter == "\\t" else delimiter  # a tab, as a command line can write it
+    check("data.delimiter", delimiter, Rule(lambda value: isinstance(value, str) and len(value) == 1, "one character (\\t: a tab)"))
     file = Path(path).expanduser()
     if not file.is_file():
         raise ConfigError("data.path", path, "file not found")

@@ -7,7 +7,7 @@ from typing import Callable, Sequence
 import torch
 from torch import Tensor, nn
 
-from src.errors import ConfigError, check, count, nonempty_list_of, number, positive_int
+from src.errors import ConfigError, check, count, non_negative_int, nonempty_list_of, number, one_of, positive_int
 from src.models.init import initialize
 from src.models.mlp import dense_layers
 
@@ -42,9 +42,13 @@ class CNN(nn.Module):
         channels = check("model.channels", list(channels) if isinstance(channels, Sequence) else channels, nonempty_list_of(positive_int))
         check("model.dropout", dropout, number(0, 1, high_open=True))
         check("model.convs_per_block", convs_per_block, count(1, 16))
-        kernels = [kernel_size] * len(channels) if isinstance(kernel_size, int) else list(kernel_size)
+        sizes = list(kernel_size) if isinstance(kernel_size, Sequence) else kernel_size
+        check("model.kernel_size", sizes, positive_int | nonempty_list_of(positive_int))
+        kernels = [sizes] * len(channels) if isinstance(sizes, int) else sizes
         if len(kernels) != len(channels):
             raise ConfigError("model.kernel_size", kernels, f"give one size, or one per layer ({len(channels)})")
+        check("model.padding", padding, non_negative_int | one_of("same", "valid"))
+        check("model.pool", pool, positive_int)  # 1: no pooling
         blocks: list[nn.Module] = []
         width = input_shape[0]
         for size, kernel in zip(channels, kernels):

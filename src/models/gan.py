@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Callable
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
 
-from src.errors import check, count
+from src.errors import check, count, nonempty_list_of, positive_int
 from src.models.mlp import MLP
 
 
@@ -35,6 +35,9 @@ class GAN(nn.Module):
     ) -> None:
         super().__init__()
         check("model.pack", pack, count(1, 64))
+        check("model.latent_dim", latent_dim, count(1, 4096))
+        for key, sizes in [("model.generator_hidden", generator_hidden), ("model.discriminator_hidden", discriminator_hidden)]:
+            check(key, list(sizes) if isinstance(sizes, Sequence) else sizes, nonempty_list_of(positive_int))
         self.latent_dim, self.pack = latent_dim, pack
         self.sample_shape = tuple(input_shape)
         generator: list[nn.Module] = [

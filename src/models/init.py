@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from src.errors import check, one_of
+from src.errors import check, number, one_of
 
 SCHEMES = ("default", "normal", "xavier", "he")
 
@@ -15,6 +15,7 @@ def initialize(module: nn.Module, scheme: str = "default", std: float = 0.01) ->
     ``normal`` is the notes' source: W = randn * std (0.01), b = 0.
     """
     check("model.init", scheme, one_of(*SCHEMES))
+    check("model.init_std", std, number(0))
     if scheme == "default":
         return
     for layer in module.modules():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from src.errors import ConfigError, check, one_of, positive_int
+from src.errors import ConfigError, check, count, number, one_of, positive_int
 
 CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
@@ -34,6 +34,8 @@ class RNN(nn.Module):
                 "(for the digits: data.layout=sequence)"
             )
         check("model.hidden_size", hidden_size, positive_int)
+        check("model.num_layers", num_layers, count(1, 64))
+        check("model.dropout", dropout, number(0, 1, high_open=True))
         extra = {"nonlinearity": nonlinearity} if cell == "rnn" else {}
         self.rnn = CELLS[cell](
             input_shape[1], hidden_size, num_layers=num_layers, batch_first=True,

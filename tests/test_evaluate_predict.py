@@ -77,6 +77,9 @@ def test_predict_counts_columns_for_unnamed_features(tmp_path):
     bad.write_text("x,y,z\n1,2,3\n")
     with pytest.raises(UserError, match=r"3 columns, but the model takes 2 \(the features of data planar\)"):
         predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(bad), str(tmp_path / "o.csv"))
+    (tmp_path / "one.csv").write_text("x\n1\n")
+    with pytest.raises(UserError, match=r"1 column, but the model takes 2 "):
+        predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(tmp_path / "one.csv"), str(tmp_path / "o.csv"))
     good = tmp_path / "two.csv"
     good.write_text("x,y\n1,2\n-3,0.5\n")
     assert predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(good), str(tmp_path / "o.csv")) == 2

@@ -34,7 +34,8 @@ def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]
             raise ConfigError("input", path, f"missing column(s) {', '.join(missing)}; the model takes {', '.join(spec.feature_names)}")
         return [header.index(name) for name in spec.feature_names]
     if len(header) != width:
-        raise ConfigError("input", path, f"{len(header)} column{'s' * (len(header) != 1)}, but the model takes {width} (the features of data {spec.name})")
+        columns = f"{len(header)} column{'s' * (len(header) != 1)}"
+        raise ConfigError("input", path, f"{columns}, but the model takes {width} (the features of data {spec.name})")
     return list(range(width))
 
 

@@ -8,6 +8,11 @@ study=${1:?usage: bash experiments/run_study.sh <study folder> [overrides...]}
 study=${study%/}
 study=${study#experiments/}
 shift
+if [ ! -f "experiments/$study/report.py" ]; then
+  studies=$(cd experiments && ls -d [0-9]*/ | tr -d / | tr '\n' ' ')
+  echo "error: experiments/$study: no such study; studies: ${studies% }" >&2
+  exit 2
+fi
 python=${PYTHON:-.venv/bin/python}
 out=${STUDY_OUT:-experiments/$study}   # tests point this elsewhere, to leave the committed report alone
 mkdir -p "$out"

@@ -47,3 +47,10 @@ def test_study_reruns_and_reports(tmp_path, study):
         assert (tmp_path / image).stat().st_size > 1000, image
     if REDUCED[study]:
         assert list((tmp_path / "runs").rglob("metrics.json"))
+
+
+def test_an_unknown_study_gets_one_line_and_leaves_no_folder():
+    result = subprocess.run(["bash", "experiments/run_study.sh", "experiments/08_nosuch/"], cwd=REPO_ROOT, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"error: experiments/08_nosuch: no such study; studies: {' '.join(sorted(REDUCED))}"]
+    assert not (REPO_ROOT / "experiments" / "08_nosuch").exists()

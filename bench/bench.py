@@ -200,6 +200,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     options = parser.parse_args()
+    if options.device == "cuda" and not torch.cuda.is_available():
+        parser.error(f"--device cuda: no CUDA device for torch {torch.__version__}")
     repeats = options.repeats
     global DEVICE
     DEVICE = torch.device(options.device)

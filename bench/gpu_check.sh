@@ -6,7 +6,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 python=${PYTHON:-.venv/bin/python}
 [ -n "${PYTHON:-}" ] || [ -x .venv/bin/python ] || bash setup.sh
-"$python" -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; print(torch.__version__, torch.cuda.get_device_name(0))"
+"$python" -c "
+import sys, torch
+if not torch.cuda.is_available():
+    sys.exit(f'error: no CUDA device for torch {torch.__version__}; this check is for a machine with a GPU')
+print(torch.__version__, torch.cuda.get_device_name(0))"
 tests=0
 "$python" -m pytest -m gpu -q -rA tests/ || tests=$?  # the benchmark runs either way
 "$python" bench/bench.py --device cuda --repeats "${REPEATS:-3}"

@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.cli import release_stderr
-from src.errors import EXIT_USER_ERROR, setting
+from src.errors import EXIT_USER_ERROR, positive_int, setting
 from src.training.checkpoint import FAILED
 
 
@@ -28,6 +28,11 @@ class RunStart(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         release_stderr()
+        sweeper = config.hydra.get("sweeper") or {}
+        for key in ("n_trials", "n_jobs"):  # Optuna's: 0 trials ended in its traceback ("No trials are completed yet")
+            if key in sweeper and not positive_int.accepts(sweeper[key]):
+                print(f"error: {setting(f'hydra.sweeper.{key}', sweeper[key])}: must be a positive integer", file=sys.stderr, flush=True)
+                sys.exit(EXIT_USER_ERROR)
         if "paths" in config:
             _make_or_exit(config, "sweep")
 

@@ -93,3 +93,14 @@ def test_an_optuna_search_whose_every_trial_fails_ends_in_one_line_per_job(tmp_p
     assert lines[-1] == "3 of 3 jobs failed"
     assert all(": failed: trainer.precision='bf16-mixed': mixed precision needs CUDA" in line for line in lines[-4:-1])
     assert len(list(tmp_path.rglob("failed"))) == 3 and not list(tmp_path.rglob("metrics.json"))
+
+
+@pytest.mark.parametrize("setting", ["hydra.sweeper.n_trials=0", "hydra.sweeper.n_jobs=-1"])
+def test_an_optuna_search_of_no_trials_is_refused_in_one_line_before_any_folder(tmp_path, setting):
+    result = subprocess.run(
+        [sys.executable, "-m", "src.train", "-m", "hparams_search=optuna", setting, "logger=none", f"paths.log_dir={tmp_path}"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.strip().splitlines()[-1] == f"error: {setting}: must be a positive integer"
+    assert not any(tmp_path.iterdir())

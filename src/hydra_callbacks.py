@@ -12,7 +12,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from src.cli import release_stderr
-from src.errors import EXIT_USER_ERROR, positive_int, setting
+from src.errors import EXIT_USER_ERROR, Rule, check, integer, positive_int, report_user_errors, setting
 from src.training.checkpoint import FAILED
 
 
@@ -28,11 +28,7 @@ class RunStart(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         release_stderr()
-        sweeper = config.hydra.get("sweeper") or {}
-        for key in ("n_trials", "n_jobs"):  # Optuna's: 0 trials ended in its traceback ("No trials are completed yet")
-            if key in sweeper and not positive_int.accepts(sweeper[key]):
-                print(f"error: {setting(f'hydra.sweeper.{key}', sweeper[key])}: must be a positive integer", file=sys.stderr, flush=True)
-                sys.exit(EXIT_USER_ERROR)
+        report_user_errors(lambda: _check_sweep_counts(config.hydra))
         if "paths" in config:
             _make_or_exit(config, "sweep")
 
@@ -51,6 +47,14 @@ class RunStart(Callback):
         if failed:
             print(f"{failed} of {len(jobs)} jobs failed", file=sys.stderr, flush=True)
             sys.exit(EXIT_USER_ERROR)
+
+
+def _check_sweep_counts(hydra: DictConfig) -> None:
+    """Counts that Optuna and joblib refuse only with a traceback ("No trials are completed yet", "n_jobs == 0 ...")."""
+    nonzero = Rule(lambda value: integer.accepts(value) and value != 0, "a non-zero integer (-1: every CPU)")
+    for group, name, rule in [("sweeper", "n_trials", positive_int), ("sweeper", "n_jobs", positive_int), ("launcher", "n_jobs", nonzero)]:
+        if name in (hydra.get(group) or {}):
+            check(f"hydra.{group}.{name}", hydra[group][name], rule)
 
 
 def _job_number(folder: Path) -> int:

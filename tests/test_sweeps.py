@@ -95,12 +95,19 @@ def test_an_optuna_search_whose_every_trial_fails_ends_in_one_line_per_job(tmp_p
     assert len(list(tmp_path.rglob("failed"))) == 3 and not list(tmp_path.rglob("metrics.json"))
 
 
-@pytest.mark.parametrize("setting", ["hydra.sweeper.n_trials=0", "hydra.sweeper.n_jobs=-1"])
-def test_an_optuna_search_of_no_trials_is_refused_in_one_line_before_any_folder(tmp_path, setting):
+@pytest.mark.parametrize(
+    "choice, setting, rule",
+    [
+        ("hparams_search=optuna", "hydra.sweeper.n_trials=0", "a positive integer"),
+        ("hparams_search=optuna", "hydra.sweeper.n_jobs=-1", "a positive integer"),
+        ("launcher=joblib", "hydra.launcher.n_jobs=0", "a non-zero integer (-1: every CPU)"),
+    ],
+)
+def test_a_sweep_of_no_trials_or_no_workers_is_refused_in_one_line_before_any_folder(tmp_path, choice, setting, rule):
     result = subprocess.run(
-        [sys.executable, "-m", "src.train", "-m", "hparams_search=optuna", setting, "logger=none", f"paths.log_dir={tmp_path}"],
+        [sys.executable, "-m", "src.train", "-m", choice, setting, "optimizer.lr=0.1,0.2", "logger=none", f"paths.log_dir={tmp_path}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
-    assert result.stderr.strip().splitlines()[-1] == f"error: {setting}: must be a positive integer"
+    assert result.stderr.strip().splitlines()[-1] == f"error: {setting}: must be {rule}"
     assert not any(tmp_path.iterdir())

@@ -13,7 +13,7 @@ from torch import nn
 from src import visuals
 from src.data.datamodule import Batch
 from src.data.spec import DataSpec
-from src.errors import ConfigError, check, number, positive_int
+from src.errors import check, number, positive_int
 from src.tasks.task import ModelFactory, OptimizerFactory, Task, Visual
 
 DISCRIMINATOR, GENERATOR = 0, 1
@@ -55,8 +55,6 @@ class Adversarial(Task):
         r1_gamma: float = 0.0,
     ) -> None:
         super().__init__(model, spec)
-        if not hasattr(self.model, "generator") or not hasattr(self.model, "discriminator"):
-            raise ConfigError("task", "adversarial", f"needs a model with a generator and a discriminator (model=gan), not {type(self.model).__name__}")
         steps = (check("task.discriminator_steps", discriminator_steps, positive_int), check("task.generator_steps", generator_steps, positive_int))
         self.optimizer_order = (DISCRIMINATOR,) * steps[0] + (GENERATOR,) * steps[1]
         self.eval_samples = check("task.eval_samples", eval_samples, positive_int)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from src.data.datamodule import Batch
 from src.data.spec import DataSpec
-from src.errors import UserError
+from src.errors import ConfigError, UserError
 from src.models.members import Ensemble, member_count
 from src.visuals import Visual
 
@@ -52,9 +52,12 @@ class Task(nn.Module):
         self.spec = spec
         self.model = model if isinstance(model, nn.Module) else model(self.output_size(spec))
         self.members = member_count(self.model)
-        if not self.adversarial and hasattr(self.model, "generator") and hasattr(self.model, "discriminator"):
+        name = type(self.model).__name__
+        if self.adversarial != (hasattr(self.model, "generator") and hasattr(self.model, "discriminator")):
+            if self.adversarial:
+                raise ConfigError("task", "adversarial", f"needs a model with a generator and a discriminator (model=gan), not {name}")
             raise UserError(
-                f"task: a {type(self).__name__} task maps rows to outputs; model {type(self.model).__name__} is a generator "
+                f"task: a {type(self).__name__} task maps rows to outputs; model {name} is a generator "
                 "with a discriminator, which trains with task=adversarial (model=gan's default: leave task out)"
             )
         #: Random generators of the task's own (a stacked GAN's noise, one per member), saved in checkpoints.

@@ -90,6 +90,10 @@ def run_plain(overrides: list[str], checks: bool = False) -> tuple[float, float]
     x, y = data.splits["train"]
     binary = data.num_classes == 2
     loss_fn = F.binary_cross_entropy_with_logits if binary else F.cross_entropy
+
+    def loss_of(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return loss_fn(out.squeeze(-1) if binary else out, target)
+
     make_optimizer, batch_size = build_optimizer(cfg.optimizer)  # e.g. torch.optim.SGD with the config's lr
     optimizer = make_optimizer(model.parameters())
     epochs = cfg.trainer.max_epochs or 10**9
@@ -107,7 +111,7 @@ def run_plain(overrides: list[str], checks: bool = False) -> tuple[float, float]
             metrics = {"train/step_loss": torch.stack(window).mean()} if window else {}
             for split, (xs, ys) in splits.items():
                 out = model(xs)
-                metrics[f"{split}/loss"] = loss_fn(out.squeeze(-1) if binary else out, ys)
+                metrics[f"{split}/loss"] = loss_of(out, ys)
                 right = (torch.sigmoid(out.squeeze(-1)) > 0.5).float() == ys if binary else out.argmax(-1) == ys
                 metrics[f"{split}/acc"] = right.float().mean()
         history.append(dict(zip(metrics, torch.stack(list(metrics.values())).tolist())))
@@ -126,7 +130,7 @@ def run_plain(overrides: list[str], checks: bool = False) -> tuple[float, float]
             batches = ((x[order[i : i + batch_size]], y[order[i : i + batch_size]]) for i in range(0, len(y), batch_size))
         for xb, yb in batches:
             out = model(xb)
-            loss = loss_fn(out.squeeze(-1) if binary else out, yb)
+            loss = loss_of(out, yb)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -152,7 +156,7 @@ def run_plain(overrides: list[str], checks: bool = False) -> tuple[float, float]
     x, y = scored["train"]
     with torch.no_grad():
         out = model(x)
-        final = loss_fn(out.squeeze(-1) if binary else out, y).item()
+        final = loss_of(out, y).item()
     return clock() - start, final
 
 

@@ -234,3 +234,31 @@ def test_32_bit_precision_uses_the_same_code_path_with_a_disabled_scaler():
     assert scaler.scale(loss) is loss
     with pytest.raises(ConfigError, match="mixed precision needs CUDA"):
         precision_tools("16-mixed", torch.device("cpu"))
+
+
+def test_each_parameters_gradient_accumulator_lives_from_one_pass_to_the_next(tmp_path):
+    """A hook on a parameter's AccumulateGrad node fires on every later step only if the node is the one each
+    forward pass reuses: freed with a step's graph, a new one (without the hook) would be built each step."""
+    from src.training.device import precision_tools
+    from src.training.gradients import backward_pass
+
+    task = task_for(tmp_path)
+    batch = build_data(make_config(tmp_path).data).splits["train"]
+    backward = backward_pass(task.training_step, task, *precision_tools("32", torch.device("cpu")), None)
+    backward(batch, 0)
+    weight = next(task.parameters())
+    fired = []
+    weight.view_as(weight).grad_fn.next_functions[0][0].register_hook(lambda *grads: fired.append(True))
+    for _ in range(3):
+        backward(batch, 0)
+    assert fired == [True] * 3
+
+
+def test_the_tasks_model_is_its_registered_submodule_and_the_ensemble_in_its_solo_view(tmp_path):
+    task = task_for(tmp_path, "trainer.seeds=3")
+    assert task.model is task._modules["model"] and [name for name, _ in task.named_children()] == ["model"]
+    view = task.solo_view()
+    assert type(view.model).__name__ == "Ensemble" and task.model is not view.model
+    replacement = nn.Linear(2, 1)
+    task.model = replacement
+    assert task.model is replacement and set(task.state_dict()) == {"model.weight", "model.bias"}

@@ -63,6 +63,12 @@ class Task(nn.Module):
         #: Random generators of the task's own (a stacked GAN's noise, one per member), saved in checkpoints.
         self.generators: list[torch.Generator] = []
 
+    @property
+    def model(self) -> nn.Module:
+        # Read every step. nn.Module's own way to a submodule, __getattr__, is called only after the usual
+        # lookup failed and built an AttributeError: ~9,000 instructions a read against a dict lookup here.
+        return self._modules["model"]
+
     def output_size(self, spec: DataSpec) -> int:
         """How many outputs the model needs for this data (a logit, a value, one logit per class)."""
         return 1

@@ -6,7 +6,7 @@ import math
 import os
 import sys
 from pathlib import PurePath
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Sequence, TypeVar
 
 from src.run_log import log
 
@@ -117,7 +117,8 @@ def count(low: int = 1, high: int = 10**7) -> Rule:
 
 
 def nonempty_list_of(rule: Rule) -> Rule:
+    """A list, a tuple or OmegaConf's ListConfig (any sequence but a string) of values that ``rule`` accepts."""
     return Rule(
-        lambda value: isinstance(value, (list, tuple)) and len(value) > 0 and all(rule.accepts(v) for v in value),
+        lambda value: isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0 and all(rule.accepts(v) for v in value),
         f"a non-empty list of {rule.plural}",
     )

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from omegaconf import ListConfig
 from torch import Tensor, nn
 
 from src.build import build_data, build_task
@@ -211,6 +212,7 @@ def test_callbacks_get_the_loop_events_in_order(tmp_path):
 
 def test_one_check_helper_states_every_rule():
     assert check("k", None, positive_int | null) is None
+    assert check("k", ListConfig([4, 8]), nonempty_list_of(positive_int)) == [4, 8]
     for value, rule, message in [
         (0, positive_int | null, "k=0: must be a positive integer or null"),
         (True, positive_int, "k=True: must be a positive integer"),
@@ -219,6 +221,8 @@ def test_one_check_helper_states_every_rule():
         (1, number(0, 1, high_open=True), "k=1: must be a number in [0, 1)"),
         ("x", one_of("a", "b"), "k='x': must be one of a, b"),
         ([4, 0], nonempty_list_of(positive_int), "k=[4, 0]: must be a non-empty list of positive integers"),
+        (ListConfig([4, 0]), nonempty_list_of(positive_int), "k=[4, 0]: must be a non-empty list of positive integers"),
+        ("abc", nonempty_list_of(positive_int), "k='abc': must be a non-empty list of positive integers"),
     ]:
         with pytest.raises(ConfigError) as error:
             check("k", value, rule)

@@ -185,11 +185,8 @@ def image_folder(
     """One sub-folder per class, its name the class's; PNG, JPEG, BMP, ... read with Pillow and resized."""
     rules = {"path": a_path, "channels": one_of(1, 3), "on_bad_file": one_of("error", "skip")}
     check_arguments("data", locals(), rules)
-    if isinstance(image_size, int) and not isinstance(image_size, bool):
-        size = [image_size, image_size]
-    else:
-        size = list(image_size) if isinstance(image_size, Sequence) and not isinstance(image_size, str) else image_size
-    check("data.image_size", size, nonempty_list_of(positive_int))
+    size = [image_size, image_size] if isinstance(image_size, int) and not isinstance(image_size, bool) else image_size
+    size = list(check("data.image_size", size, nonempty_list_of(positive_int)))
     if len(size) != 2:
         raise ConfigError("data.image_size", image_size, "must be one size or [height, width]")
     folder, where = Path(path).expanduser(), setting("data.path", path)

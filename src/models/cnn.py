@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -39,12 +39,11 @@ class CNN(nn.Module):
                 "model", "cnn", f"needs image data shaped C×H×W; these inputs are shaped {tuple(input_shape)} "
                 "(for the digits: data.layout=image)"
             )
-        channels = check("model.channels", list(channels) if isinstance(channels, Sequence) else channels, nonempty_list_of(positive_int))
+        channels = list(check("model.channels", channels, nonempty_list_of(positive_int)))
         check("model.dropout", dropout, number(0, 1, high_open=True))
         check("model.convs_per_block", convs_per_block, count(1, 16))
-        sizes = list(kernel_size) if isinstance(kernel_size, Sequence) else kernel_size
-        check("model.kernel_size", sizes, positive_int | nonempty_list_of(positive_int))
-        kernels = [sizes] * len(channels) if isinstance(sizes, int) else sizes
+        check("model.kernel_size", kernel_size, positive_int | nonempty_list_of(positive_int))
+        kernels = [kernel_size] * len(channels) if isinstance(kernel_size, int) else list(kernel_size)
         if len(kernels) != len(channels):
             raise ConfigError("model.kernel_size", kernels, f"give one size, or one per layer ({len(channels)})")
         check("model.padding", padding, non_negative_int | one_of("same", "valid"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
@@ -37,7 +37,7 @@ class GAN(nn.Module):
         check("model.pack", pack, count(1, 64))
         check("model.latent_dim", latent_dim, count(1, 4096))
         for key, sizes in [("model.generator_hidden", generator_hidden), ("model.discriminator_hidden", discriminator_hidden)]:
-            check(key, list(sizes) if isinstance(sizes, Sequence) else sizes, nonempty_list_of(positive_int))
+            check(key, sizes, nonempty_list_of(positive_int))
         self.latent_dim, self.pack = latent_dim, pack
         self.sample_shape = tuple(input_shape)
         generator: list[nn.Module] = [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from typing import Callable
 
 from torch import Tensor, nn
 
@@ -41,7 +41,7 @@ class MLP(nn.Module):
         init_std: float = 0.01,
     ) -> None:
         super().__init__()
-        hidden = check("model.hidden", list(hidden) if isinstance(hidden, Sequence) else hidden, nonempty_list_of(positive_int))
+        hidden = list(check("model.hidden", hidden, nonempty_list_of(positive_int)))
         check("model.dropout", dropout, number(0, 1, high_open=True))
         self.layers = nn.Sequential(nn.Flatten(-len(input_shape)), *dense_layers(math.prod(input_shape), hidden, output_size, activation, dropout))
         initialize(self, init, init_std)

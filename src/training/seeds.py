@@ -25,7 +25,7 @@ def member_seeds(seed: int, seeds: int | Sequence[int]) -> list[int]:
     """``trainer.seeds``: K (seeds ``seed``, ``seed``+1, ... ``seed``+K-1) or the seeds themselves."""
     check("trainer.seed", seed, random_seed)
     if isinstance(seeds, Sequence) and not isinstance(seeds, str):
-        listed = check("trainer.seeds", list(seeds), nonempty_list_of(random_seed))
+        listed = list(check("trainer.seeds", seeds, nonempty_list_of(random_seed)))
         repeated = sorted({s for s in listed if listed.count(s) > 1})
         if repeated:
             raise ConfigError("trainer.seeds", listed, f"each seed once; repeated: {', '.join(map(str, repeated))}")

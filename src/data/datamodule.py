@@ -171,8 +171,7 @@ class DataModule:
         and each rank's rows as one process draws for them.
         """
         augment = self.augment if split == "train" and shuffle_seed is not None else None
-        n = self.size(split)
-        whole = batch_size is None or batch_size >= n
+        whole = batch_size is None or batch_size >= self.size(split)
         if (
             whole and not skip and augment is None and shard[1] == 1 and members == 1 and not isinstance(shuffle_seed, list)
             and self.resident and (shuffle_seed is not None or split not in self.evaluation_rows)

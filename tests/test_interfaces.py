@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import weakref
 from pathlib import Path
 
 import pytest
@@ -240,7 +241,7 @@ def test_32_bit_precision_uses_the_same_code_path_with_a_disabled_scaler():
         precision_tools("16-mixed", torch.device("cpu"))
 
 
-def test_each_parameters_gradient_accumulator_lives_from_one_pass_to_the_next(tmp_path):
+def test_a_parameters_gradient_accumulator_lives_from_one_pass_to_the_next_and_no_activation_does(tmp_path):
     """A hook on a parameter's AccumulateGrad node fires on every later step only if the node is the one each
     forward pass reuses: freed with a step's graph, a new one (without the hook) would be built each step."""
     from src.training.device import precision_tools
@@ -256,6 +257,11 @@ def test_each_parameters_gradient_accumulator_lives_from_one_pass_to_the_next(tm
     for _ in range(3):
         backward(batch, 0)
     assert fired == [True] * 3
+    # What the kept graph holds is spent: the activations its backward needed are gone with the pass.
+    activations = []
+    task.model.layers[2].register_forward_hook(lambda module, inputs, output: activations.append(weakref.ref(output)))
+    backward(batch, 0)
+    assert [activation() for activation in activations] == [None]
 
 
 def test_the_tasks_model_is_its_registered_submodule_and_the_ensemble_in_its_solo_view(tmp_path):

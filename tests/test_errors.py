@@ -33,6 +33,7 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["data=digits", "data.layout=image", "model=cnn", "model.padding=-1"], r"^model\.padding=-1: must be a non-negative integer or one of same, valid$"),
         (["data=digits", "data.layout=image", "model=cnn", "model.pool=0"], r"^model\.pool=0: must be a positive integer$"),
         (["data=sine", "model=rnn", "model.num_layers=0"], r"^model\.num_layers=0: must be an integer in \[1, 64\]$"),
+        (["model._target_=builtins.dict"], r"^model\._target_: builds a dict, not a torch\.nn\.Module$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
         (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),

@@ -11,6 +11,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.data.datamodule import DataModule
+from src.data.dataset import Dataset
 from src.data.spec import DataSpec
 from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check, null, number, one_of, positive_int, setting
 from src.models.members import member_state, stack
@@ -36,10 +37,17 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
         raise UserError(" ".join(str(error).split())) from None
 
 
+def built_as(key: str, built: Any, kind: type, accepts: Callable[[Any], bool] | None = None) -> Any:
+    """``built`` if it is a ``kind`` (for a Protocol: if ``accepts`` it); else one line naming ``key``."""
+    if not (accepts(built) if accepts else isinstance(built, kind)):
+        raise UserError(f"{key}: builds a {type(built).__name__}, not a {kind.__module__}.{kind.__name__}")
+    return built
+
+
 def build_data(config: DictConfig, augment: DictConfig | None = None) -> DataModule:
     source = {key: value for key, value in config.items() if key not in SPLIT_KEYS}
     split = {key: config[key] for key in SPLIT_KEYS if key in config}
-    data = DataModule(build(source), **split)
+    data = DataModule(built_as("data._target_", build(source), Dataset), **split)
     if augment is not None:
         if not isinstance(augment, DictConfig) or "_target_" not in augment:
             raise ConfigError("augment", augment, "must be an option of the augment group (augment=none for none)")
@@ -70,7 +78,7 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
         model.members, model.seeds, model.member_random_states = len(seeds), seeds, random_states
         return model
 
-    return build_partial("task", config.task)(model=make_model, spec=data)
+    return built_as("task._target_", build_partial("task", config.task)(model=make_model, spec=data), Task)
 
 
 def build_partial(group: str, config: DictConfig) -> Callable:
@@ -94,16 +102,23 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
     return data, task, make_optimizer, batch_size
 
 
-def build_all(config: DictConfig | None, **kwargs: Any) -> list[Any]:
+def build_all(group: str, config: DictConfig | None, interface: type, **kwargs: Any) -> list[Any]:
     """A group that may hold several objects (loggers, callbacks): the ``_target_`` at its top, or each entry's.
+    An object with none of the methods of ``interface`` (``Logger``, ``Callback``) is a wrong ``_target_``.
 
     An option without one (``logger=none``) builds nothing, even when an experiment tunes its keys.
     """
     if not config:
         return []
-    if "_target_" in config:
-        return [build(config, **kwargs)]
-    return [build(entry, **kwargs) for entry in config.values() if isinstance(entry, DictConfig) and "_target_" in entry]
+    entries = {group: config} if "_target_" in config else {
+        f"{group}.{name}": entry for name, entry in config.items() if isinstance(entry, DictConfig) and "_target_" in entry
+    }
+    methods = [name for name, value in vars(interface).items() if callable(value) and not name.startswith("_")]
+
+    def implements(built: Any) -> bool:
+        return any(callable(getattr(built, method, None)) for method in methods)
+
+    return [built_as(f"{key}._target_", build(entry, **kwargs), interface, implements) for key, entry in entries.items()]
 
 
 def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:

@@ -14,14 +14,16 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import cli
-from src.build import build_all, build_partial, build_scheduler_factory, build_training, plain_config
+from src.build import build_all, build_partial, build_scheduler_factory, build_training, built_as, plain_config
 from src.config_text import config_yaml
 from src.errors import UserError, report_user_errors, setting
 from src.run_log import log
 from src.training.checkpoint import FAILED, write_durably
 from src.training.distributed import is_main_process
 from src.training.seeds import in_words
-from src.training.trainer import Interrupted
+from src.training.callbacks import Callback
+from src.training.logger import Logger
+from src.training.trainer import Interrupted, Trainer
 
 
 def train(config: DictConfig) -> dict[str, float]:
@@ -34,8 +36,10 @@ def train(config: DictConfig) -> dict[str, float]:
         log.info(f"config (also in {run_dir / 'config.yaml'}):\n{text.rstrip()}")
     data, task, make_optimizer, batch_size = build_training(config)
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
-    loggers = build_all(config.get("logger"), log_dir=run_dir) if is_main_process() else []
-    trainer = build_partial("trainer", config.trainer)(run_dir=run_dir, logger=loggers, callbacks=build_all(config.get("callbacks")))
+    loggers = build_all("logger", config.get("logger"), Logger, log_dir=run_dir) if is_main_process() else []
+    callbacks = build_all("callbacks", config.get("callbacks"), Callback)
+    trainer = build_partial("trainer", config.trainer)(run_dir=run_dir, logger=loggers, callbacks=callbacks)
+    built_as("trainer._target_", trainer, Trainer)
     return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
 
 

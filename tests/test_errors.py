@@ -34,6 +34,10 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["data=digits", "data.layout=image", "model=cnn", "model.pool=0"], r"^model\.pool=0: must be a positive integer$"),
         (["data=sine", "model=rnn", "model.num_layers=0"], r"^model\.num_layers=0: must be an integer in \[1, 64\]$"),
         (["model._target_=builtins.dict"], r"^model\._target_: builds a dict, not a torch\.nn\.Module$"),
+        (["data._target_=builtins.dict"], r"^data\._target_: builds a dict, not a src\.data\.dataset\.Dataset$"),
+        (["task._target_=builtins.dict"], r"^task\._target_: builds a dict, not a src\.tasks\.task\.Task$"),
+        (["trainer._target_=builtins.dict"], r"^trainer\._target_: builds a dict, not a src\.training\.trainer\.Trainer$"),
+        (["callbacks=ema", "callbacks.ema._target_=builtins.dict"], r"^callbacks\.ema\._target_: builds a dict, not a src\.training\.callbacks\.Callback$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
         (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),
@@ -59,6 +63,11 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
 def test_bad_config_value(tmp_path, overrides, message):
     with pytest.raises(UserError, match=message):
         run_training(tmp_path, *ONE_STEP, *overrides)
+
+
+def test_a_logger_without_the_logger_methods_is_refused_naming_its_target(tmp_path):
+    with pytest.raises(UserError, match=r"^logger\.csv\._target_: builds a dict, not a src\.training\.logger\.Logger$"):
+        run_training(tmp_path, "trainer.max_steps=1", "logger.csv._target_=builtins.dict")
 
 
 def test_the_rules_of_torch_settings_leave_a_users_own_classes_alone():

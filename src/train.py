@@ -18,11 +18,11 @@ from src.build import build_all, build_partial, build_scheduler_factory, build_t
 from src.config_text import config_yaml
 from src.errors import UserError, report_user_errors, setting
 from src.run_log import log
+from src.training.callbacks import Callback
 from src.training.checkpoint import FAILED, write_durably
 from src.training.distributed import is_main_process
-from src.training.seeds import in_words
-from src.training.callbacks import Callback
 from src.training.logger import Logger
+from src.training.seeds import in_words
 from src.training.trainer import Interrupted, Trainer
 
 

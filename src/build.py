@@ -37,10 +37,11 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
         raise UserError(" ".join(str(error).split())) from None
 
 
-def built_as(key: str, built: Any, kind: type, accepts: Callable[[Any], bool] | None = None) -> Any:
-    """``built`` if it is a ``kind`` (for a Protocol: if ``accepts`` it); else one line naming ``key``."""
+def built_as(key: str, built: Any, kind: type, accepts: Callable[[Any], bool] | None = None, name: str | None = None) -> Any:
+    """``built`` if it is a ``kind`` (for a Protocol: if ``accepts`` it); else one line naming ``key`` and
+    ``kind`` (as ``name``, when its module is not where users import it from)."""
     if not (accepts(built) if accepts else isinstance(built, kind)):
-        raise UserError(f"{key}: builds a {type(built).__name__}, not a {kind.__module__}.{kind.__name__}")
+        raise UserError(f"{key}: builds a {type(built).__name__}, not a {name or f'{kind.__module__}.{kind.__name__}'}")
     return built
 
 
@@ -65,14 +66,17 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
     """
     seeds = member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))
 
+    def module(built: Any) -> torch.nn.Module:
+        return built_as("model._target_", built, torch.nn.Module, name="torch.nn.Module")
+
     def make_model(output_size: int) -> torch.nn.Module:
         if len(seeds) == 1:
-            return build(config.model, input_shape=data.input_shape, output_size=output_size)
+            return module(build(config.model, input_shape=data.input_shape, output_size=output_size))
         members, random_states = [], []
         make = build_partial("model", config.model)  # Hydra's instantiate once, not once per member
         for seed in seeds:
             seed_everything(seed)
-            members.append(make(input_shape=data.input_shape, output_size=output_size))
+            members.append(module(make(input_shape=data.input_shape, output_size=output_size)))
             random_states.append(torch.get_rng_state())  # where a run of this seed alone goes on drawing from
         model = stack(members)
         model.members, model.seeds, model.member_random_states = len(seeds), seeds, random_states

@@ -9,20 +9,15 @@ that has it; a user's own class (a ``_target_`` outside ``torch.``) checks its o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from omegaconf import DictConfig
 
-from src.errors import Rule, check, non_negative_int, null, number, positive_int, positive_number
+from src.errors import Rule, check, non_negative_int, nonempty_list_of, null, number, positive_int, positive_number
 
 _fraction = number(0, 1, high_open=True)
 
 RULES: dict[str, Rule] = {
     # optimizers
-    "betas": Rule(
-        lambda v: isinstance(v, Sequence) and not isinstance(v, str) and len(v) == 2 and all(_fraction.accepts(b) for b in v),
-        "two numbers in [0, 1)",
-    ),
+    "betas": Rule(lambda v: nonempty_list_of(_fraction).accepts(v) and len(v) == 2, "two numbers in [0, 1)"),
     "eps": positive_number,
     "weight_decay": number(0),
     "momentum": _fraction,

@@ -34,6 +34,7 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["data=digits", "data.layout=image", "model=cnn", "model.pool=0"], r"^model\.pool=0: must be a positive integer$"),
         (["data=sine", "model=rnn", "model.num_layers=0"], r"^model\.num_layers=0: must be an integer in \[1, 64\]$"),
         (["model._target_=builtins.dict"], r"^model\._target_: builds a dict, not a torch\.nn\.Module$"),
+        (["model._target_=builtins.dict", "trainer.seeds=2"], r"^model\._target_: builds a dict, not a torch\.nn\.Module$"),
         (["data._target_=builtins.dict"], r"^data\._target_: builds a dict, not a src\.data\.dataset\.Dataset$"),
         (["task._target_=builtins.dict"], r"^task\._target_: builds a dict, not a src\.tasks\.task\.Task$"),
         (["trainer._target_=builtins.dict"], r"^trainer\._target_: builds a dict, not a src\.training\.trainer\.Trainer$"),

@@ -50,10 +50,7 @@ class Task(nn.Module):
     def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None) -> None:
         super().__init__()
         self.spec = spec
-        model = model if isinstance(model, nn.Module) else model(self.output_size(spec))
-        if not isinstance(model, nn.Module):
-            raise UserError(f"model._target_: builds a {type(model).__name__}, not a torch.nn.Module")
-        self.model = model
+        self.model = model if isinstance(model, nn.Module) else model(self.output_size(spec))
         self.members = member_count(self.model)
         name = type(self.model).__name__
         if self.adversarial != (hasattr(self.model, "generator") and hasattr(self.model, "discriminator")):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import sys
 from typing import Any, Callable
 
 import torch
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from torch.optim.lr_scheduler import LRScheduler
 
 from src.data.datamodule import DataModule
 from src.data.dataset import Dataset
@@ -37,12 +40,34 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
         raise UserError(" ".join(str(error).split())) from None
 
 
-def built_as(key: str, built: Any, kind: type, accepts: Callable[[Any], bool] | None = None, name: str | None = None) -> Any:
-    """``built`` if it is a ``kind`` (for a Protocol: if ``accepts`` it); else one line naming ``key`` and
-    ``kind`` (as ``name``, when its module is not where users import it from)."""
+def built_as(key: str, built: Any, kind: type, accepts: Callable[[Any], bool] | None = None) -> Any:
+    """``built`` if it is a ``kind`` (for a Protocol: if ``accepts`` it); else one line naming ``key`` and ``kind``."""
     if not (accepts(built) if accepts else isinstance(built, kind)):
-        raise UserError(f"{key}: builds a {type(built).__name__}, not a {name or f'{kind.__module__}.{kind.__name__}'}")
+        raise _wrong_kind(key, type(built), kind)
     return built
+
+
+def building(key: str, factory: Callable, kind: type) -> Callable:
+    """``factory`` (a ``_partial_: true`` target), unless it would build a class other than a ``kind``: refused
+    before it is called, which would fail with the wrong class's own words (``dict(params, lr=0.1)``)."""
+    target = factory.func if isinstance(factory, functools.partial) else None
+    if isinstance(target, type) and not issubclass(target, kind):
+        raise _wrong_kind(key, target, kind)
+    return factory
+
+
+def _wrong_kind(key: str, built: type, kind: type) -> UserError:
+    return UserError(f"{key}: builds a {built.__name__}, not a {_public_name(kind)}")
+
+
+def _public_name(kind: type) -> str:
+    """``kind`` as users import it: torch.nn.Module, not torch.nn.modules.module.Module where it is defined."""
+    parts = kind.__module__.split(".")
+    for end in range(1, len(parts)):
+        module = ".".join(parts[:end])
+        if getattr(sys.modules.get(module), kind.__name__, None) is kind:
+            return f"{module}.{kind.__name__}"
+    return f"{kind.__module__}.{kind.__name__}"
 
 
 def build_data(config: DictConfig, augment: DictConfig | None = None) -> DataModule:
@@ -67,7 +92,7 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
     seeds = member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))
 
     def module(built: Any) -> torch.nn.Module:
-        return built_as("model._target_", built, torch.nn.Module, name="torch.nn.Module")
+        return built_as("model._target_", built, torch.nn.Module)
 
     def make_model(output_size: int) -> torch.nn.Module:
         if len(seeds) == 1:
@@ -130,18 +155,20 @@ def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     check("optimizer.lr", config.get("lr"), number(0, 1e6, low_open=True))  # beyond, a step overflows float32
     batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
     check_torch_settings("optimizer", config)
-    factory = _refusing_in_one_line("optimizer", build({key: value for key, value in config.items() if key != "batch_size"}))
-    return factory, batch_size
+    factory = build({key: value for key, value in config.items() if key != "batch_size"})
+    return _refusing_in_one_line("optimizer", building("optimizer._target_", factory, torch.optim.Optimizer), torch.optim.Optimizer), batch_size
 
 
-def _refusing_in_one_line(group: str, factory: Callable) -> Callable:
-    """A factory of torch's whose own checks (``Invalid beta parameter``, ...) end in a UserError naming the group."""
+def _refusing_in_one_line(group: str, factory: Callable, kind: type | None = None) -> Callable:
+    """A factory of torch's whose own checks (``Invalid beta parameter``, ...) end in a UserError naming the group;
+    with ``kind``, what it builds must be one (a function's target may build anything)."""
 
     def make(*args: Any, **kwargs: Any) -> Any:
         try:
-            return factory(*args, **kwargs)
+            built = factory(*args, **kwargs)
         except (TypeError, ValueError, IndexError, KeyError) as error:
             raise _one_line(group, error) from None
+        return built if kind is None else built_as(f"{group}._target_", built, kind)
 
     return make
 
@@ -152,7 +179,11 @@ def _one_line(group: str, error: Exception) -> UserError:
 
 def check_activation(config: DictConfig) -> None:
     """The activation group's options are torch modules, tried once on a small tensor."""
-    _try_out("activation", config, number() | boolean | null, lambda: build(config)()(torch.linspace(-2, 2, 5)))
+    def attempt() -> None:
+        layer = building("activation._target_", build(config), torch.nn.Module)()
+        built_as("activation._target_", layer, torch.nn.Module)(torch.linspace(-2, 2, 5))
+
+    _try_out("activation", config, number() | boolean | null, attempt)
 
 
 def _try_out(group: str, config: DictConfig, rule: Rule, attempt: Callable[[], Any]) -> None:
@@ -174,7 +205,7 @@ def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
         raise ConfigError("scheduler", config, "must be an option of the scheduler group (scheduler=none for none)")
     check("scheduler.interval", config.get("interval", "epoch"), one_of(*INTERVALS))
     check_torch_settings("scheduler", config)
-    factory = build(config)
+    factory = building("scheduler._target_", build(config), LRScheduler)
     # Any type torch's schedulers take (milestones lists, mode strings), but no NaN or infinity.
     finite = Rule(lambda value: not isinstance(value, float) or math.isfinite(value), "finite")
     _try_out("scheduler", config, finite, lambda: _two_steps_of(factory))

@@ -156,7 +156,8 @@ def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
     check_torch_settings("optimizer", config)
     factory = build({key: value for key, value in config.items() if key != "batch_size"})
-    return _refusing_in_one_line("optimizer", building("optimizer._target_", factory, torch.optim.Optimizer), torch.optim.Optimizer), batch_size
+    factory = building("optimizer._target_", factory, torch.optim.Optimizer)
+    return _refusing_in_one_line("optimizer", factory, torch.optim.Optimizer), batch_size
 
 
 def _refusing_in_one_line(group: str, factory: Callable, kind: type | None = None) -> Callable:
@@ -179,6 +180,7 @@ def _one_line(group: str, error: Exception) -> UserError:
 
 def check_activation(config: DictConfig) -> None:
     """The activation group's options are torch modules, tried once on a small tensor."""
+
     def attempt() -> None:
         layer = building("activation._target_", build(config), torch.nn.Module)()
         built_as("activation._target_", layer, torch.nn.Module)(torch.linspace(-2, 2, 5))

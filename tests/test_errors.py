@@ -13,12 +13,12 @@ from src.torch_settings import check_torch_settings
 from tests.conftest import run_cli, run_training
 
 ONE_STEP = ["trainer.max_steps=1", "logger=none"]
-
-
-def not_an_optimizer(*args, **settings) -> list:
-    """A function target (not a class): only what it returns shows that it is the wrong kind."""
-    return list(args)
 CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
+
+
+def a_list(*args, **settings) -> list:
+    """A function as a ``_target_``: only what it returns shows that it builds the wrong kind of object."""
+    return list(args)
 
 
 @pytest.mark.parametrize(
@@ -46,10 +46,10 @@ CSV_OK = "a,b,label\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(20))
         (["callbacks=ema", "callbacks.ema._target_=builtins.dict"], r"^callbacks\.ema\._target_: builds a dict, not a src\.training\.callbacks\.Callback$"),
         (["optimizer._target_=builtins.dict"], r"^optimizer\._target_: builds a dict, not a torch\.optim\.Optimizer$"),
         (["optimizer._target_=torch.nn.Linear"], r"^optimizer\._target_: builds a Linear, not a torch\.optim\.Optimizer$"),
-        (["optimizer._target_=tests.test_errors.not_an_optimizer"], r"^optimizer\._target_: builds a list, not a torch\.optim\.Optimizer$"),
+        (["optimizer._target_=tests.test_errors.a_list"], r"^optimizer\._target_: builds a list, not a torch\.optim\.Optimizer$"),
         (["scheduler=step", "scheduler._target_=builtins.list"], r"^scheduler\._target_: builds a list, not a torch\.optim\.lr_scheduler\.LRScheduler$"),
         (["activation._target_=builtins.dict"], r"^activation\._target_: builds a dict, not a torch\.nn\.Module$"),
-        (["activation._target_=tests.test_errors.not_an_optimizer"], r"^activation\._target_: builds a list, not a torch\.nn\.Module$"),
+        (["activation._target_=tests.test_errors.a_list"], r"^activation\._target_: builds a list, not a torch\.nn\.Module$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
         (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),

@@ -91,32 +91,29 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
     """
     seeds = member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))
 
-    def module(built: Any) -> torch.nn.Module:
-        return built_as("model._target_", built, torch.nn.Module)
-
     def make_model(output_size: int) -> torch.nn.Module:
         if len(seeds) == 1:
-            return module(build(config.model, input_shape=data.input_shape, output_size=output_size))
+            return built_as("model._target_", build(config.model, input_shape=data.input_shape, output_size=output_size), torch.nn.Module)
         members, random_states = [], []
-        make = build_partial("model", config.model)  # Hydra's instantiate once, not once per member
+        make = build_partial("model", config.model, torch.nn.Module)  # Hydra's instantiate once, not once per member
         for seed in seeds:
             seed_everything(seed)
-            members.append(module(make(input_shape=data.input_shape, output_size=output_size)))
+            members.append(make(input_shape=data.input_shape, output_size=output_size))
             random_states.append(torch.get_rng_state())  # where a run of this seed alone goes on drawing from
         model = stack(members)
         model.members, model.seeds, model.member_random_states = len(seeds), seeds, random_states
         return model
 
-    return built_as("task._target_", build_partial("task", config.task)(model=make_model, spec=data), Task)
+    return build_partial("task", config.task, Task)(model=make_model, spec=data)
 
 
-def build_partial(group: str, config: DictConfig) -> Callable:
-    """``group``'s target with its settings, waiting for the run's own arguments. A call its target refuses
-    (a key it does not take, added with ``+``) ends in one line naming the group.
+def build_partial(group: str, config: DictConfig, kind: type) -> Callable:
+    """``group``'s target with its settings, waiting for the run's own arguments; it must build a ``kind``. A call
+    its target refuses (a key it does not take, added with ``+``) ends in one line naming the group.
 
     Cheaper than passing those arguments to ``build``: Hydra merges them into a copy of the config first
     (~2.5 ms for the trainer's)."""
-    return _refusing_in_one_line(group, build(config, _partial_=True))
+    return _refusing_in_one_line(group, build(config, _partial_=True), kind)
 
 
 def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFactory, int | None]:
@@ -156,20 +153,20 @@ def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
     check_torch_settings("optimizer", config)
     factory = build({key: value for key, value in config.items() if key != "batch_size"})
-    factory = building("optimizer._target_", factory, torch.optim.Optimizer)
     return _refusing_in_one_line("optimizer", factory, torch.optim.Optimizer), batch_size
 
 
-def _refusing_in_one_line(group: str, factory: Callable, kind: type | None = None) -> Callable:
-    """A factory of torch's whose own checks (``Invalid beta parameter``, ...) end in a UserError naming the group;
-    with ``kind``, what it builds must be one (a function's target may build anything)."""
+def _refusing_in_one_line(group: str, factory: Callable, kind: type) -> Callable:
+    """A factory that must build a ``kind`` (a class target is judged now, a function's by what it returns),
+    whose own checks (torch's ``Invalid beta parameter``, ...) end in a UserError naming the group."""
+    building(f"{group}._target_", factory, kind)
 
     def make(*args: Any, **kwargs: Any) -> Any:
         try:
             built = factory(*args, **kwargs)
         except (TypeError, ValueError, IndexError, KeyError) as error:
             raise _one_line(group, error) from None
-        return built if kind is None else built_as(f"{group}._target_", built, kind)
+        return built_as(f"{group}._target_", built, kind)
 
     return make
 

@@ -14,7 +14,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import cli
-from src.build import build_all, build_partial, build_scheduler_factory, build_training, built_as, plain_config
+from src.build import build_all, build_partial, build_scheduler_factory, build_training, plain_config
 from src.config_text import config_yaml
 from src.errors import UserError, report_user_errors, setting
 from src.run_log import log
@@ -38,8 +38,7 @@ def train(config: DictConfig) -> dict[str, float]:
     make_scheduler = build_scheduler_factory(config.get("scheduler"))
     loggers = build_all("logger", config.get("logger"), Logger, log_dir=run_dir) if is_main_process() else []
     callbacks = build_all("callbacks", config.get("callbacks"), Callback)
-    trainer = build_partial("trainer", config.trainer)(run_dir=run_dir, logger=loggers, callbacks=callbacks)
-    built_as("trainer._target_", trainer, Trainer)
+    trainer = build_partial("trainer", config.trainer, Trainer)(run_dir=run_dir, logger=loggers, callbacks=callbacks)
     return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
 
 

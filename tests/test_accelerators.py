@@ -3,10 +3,34 @@
 import pytest
 import torch
 
+from src.training.callbacks import Callback
 from src.training.checkpoint import load_checkpoint
 from tests.conftest import run_training
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+NUMERICS_SEEN: list[tuple[str, bool, bool]] = []
+
+
+class RecordNumerics(Callback):
+    """Torch's global numerics (matmul precision, TF32 matmuls allowed, anomaly detection) at each event it sees."""
+
+    def _record(self, *_) -> None:
+        NUMERICS_SEEN.append((torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32, torch.is_anomaly_enabled()))
+
+    on_fit_start = on_check = on_fit_end = on_teardown = _record
+
+
+@pytest.mark.parametrize(
+    "overrides, during",
+    [([], ("highest", False, False)), (["trainer.matmul_precision=high", "trainer.detect_anomaly=true"], ("high", True, True))],
+)
+def test_matmul_precision_and_anomaly_detection_hold_for_the_whole_run_then_are_put_back(tmp_path, overrides, during):
+    NUMERICS_SEEN.clear()
+    before = torch.get_float32_matmul_precision(), torch.is_anomaly_enabled()
+    run_training(tmp_path, "trainer.max_steps=150", "logger=none", f"+callbacks.numerics._target_={__name__}.RecordNumerics", *overrides)
+    assert len(NUMERICS_SEEN) == 5 and set(NUMERICS_SEEN) == {during}  # start, 2 checks, end, teardown
+    assert (torch.get_float32_matmul_precision(), torch.is_anomaly_enabled()) == before
 
 
 @pytest.mark.slow
@@ -43,6 +67,15 @@ def test_cuda_training_in_each_precision(tmp_path, precision):
         "trainer.device=cuda", f"trainer.precision={precision}", "logger=none",
     )
     assert metrics["val/acc"] > 0.9
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_tf32_matmuls_train_as_full_float32_does(tmp_path):
+    args = ["data=digits", "model=mlp", "optimizer=adam", "trainer.max_epochs=5", "trainer.max_steps=null", "trainer.device=cuda", "logger=none"]
+    full = run_training(tmp_path / "highest", *args)
+    tf32 = run_training(tmp_path / "high", *args, "trainer.matmul_precision=high")
+    assert tf32["val/acc"] > 0.9 and tf32["val/loss"] == pytest.approx(full["val/loss"], rel=0.05)
 
 
 @pytest.mark.gpu

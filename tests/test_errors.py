@@ -54,6 +54,7 @@ def a_list(*args, **settings) -> list:
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
         (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),
         (["trainer.precision=64"], r"^trainer\.precision=64: must be one of 32, bf16-mixed, 16-mixed$"),
+        (["trainer.matmul_precision=low"], r"^trainer\.matmul_precision='low': must be one of highest, high, medium$"),
         (["data.val_fraction=0.99", "data.test_fraction=0.9"], r"^data\.val_fraction \+ data\.test_fraction=1\.89: must be below 1$"),
         (["data.val_fraction=1.5"], r"^data\.val_fraction=1\.5: must be a number in \[0, 1\)$"),
         # sklearn's stratified split, in the config's words

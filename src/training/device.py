@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
+from typing import ContextManager, Iterator
 
 import torch
 
 from src.errors import ConfigError
 
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
+MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -39,6 +40,22 @@ def precision_tools(precision: str, device: torch.device) -> tuple[ContextManage
         raise ConfigError("trainer.precision", precision, f"mixed precision needs CUDA; this run is on {device.type}: use 32")
     autocast = contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
     return autocast, torch.amp.GradScaler(device.type, enabled=dtype is torch.float16)
+
+
+@contextlib.contextmanager
+def matmul_precision(setting: str) -> Iterator[None]:
+    """float32 matrix products at ``setting`` for the while, then torch's setting as it was (it is global).
+
+    ``highest``: full float32, torch's default. ``high``: TF32 on the tensor cores of CUDA GPUs since
+    Ampere, which cuDNN's convolutions already use by default (a 10-bit mantissa; several times faster).
+    ``medium``: bfloat16 products. CPUs without such units compute at full precision in any case.
+    """
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(setting)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
 
 
 def to_channels_last(module: torch.nn.Module) -> None:

@@ -9,7 +9,6 @@ loggers get in ``reporting.py``; callback events in ``callbacks.py``. It never l
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import sys
@@ -28,7 +27,7 @@ from src.training import distributed
 from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
 from src.training.divergence import step_loss_windows, stop_if_diverged
-from src.training.device import PRECISIONS, precision_tools, resolve_device, to_channels_last
+from src.training.device import MATMUL_PRECISIONS, PRECISIONS, matmul_precision, precision_tools, resolve_device, to_channels_last
 from src.training.gradients import backward_pass
 from src.training.logger import Logger
 from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
@@ -68,6 +67,7 @@ class Trainer:
         "log_every_seconds": positive_number | null,
         "detect_anomaly": boolean,
         "compile": boolean,
+        "matmul_precision": one_of(*MATMUL_PRECISIONS),
         "channels_last": boolean | auto,
     }
 
@@ -100,6 +100,7 @@ class Trainer:
         log_every_seconds: float | None = 30.0,
         detect_anomaly: bool = False,
         compile: bool = False,
+        matmul_precision: str = "highest",
         channels_last: bool | str = "auto",
     ) -> None:
         check_arguments("trainer", locals(), self.RULES)
@@ -108,11 +109,9 @@ class Trainer:
         self.run_dir = Path(run_dir)
         self.loggers: list[Logger] = [] if logger is None else list(logger) if isinstance(logger, Iterable) else [logger]
         self.callbacks = list(callbacks)
-        self.max_epochs = max_epochs or math.inf
-        self.max_steps = max_steps or math.inf
+        self.max_epochs, self.max_steps = max_epochs or math.inf, max_steps or math.inf
         self.device = resolve_device(device)
-        self.precision = str(precision)
-        self.autocast, self.scaler = precision_tools(self.precision, self.device)
+        self.autocast, self.scaler = precision_tools(str(precision), self.device)
         self.gradient_clip_val, self.eval_batch_size, self.train_eval_rows = gradient_clip_val, eval_batch_size, train_eval_rows
         self.accumulate, self.seeds = accumulate_grad_batches, member_seeds(seed, seeds)
         self.val_every_n_epochs = val_every_n_epochs
@@ -123,7 +122,7 @@ class Trainer:
         bar = progress_bar is True or (progress_bar == "auto" and sys.stderr.isatty())
         if bar or log_every_seconds:
             self.callbacks.append(Progress(bar, log_every_seconds))
-        self.detect_anomaly, self.compile = detect_anomaly, compile
+        self.detect_anomaly, self.compile, self.matmul_precision = detect_anomaly, compile, matmul_precision
         # Convolutions run faster on CUDA with channels-last tensors; only 4-D tensors change.
         self.channels_last = self.device.type == "cuda" if channels_last == "auto" else channels_last
 
@@ -189,30 +188,30 @@ class Trainer:
         # What callbacks add to every check (and to the test at the end): functions of the splits' names.
         self.evaluations: list[Callable[[list[str]], dict[str, Tensor]]] = []
         self.interrupted_by: str | None = None
-        anomaly = torch.autograd.detect_anomaly() if self.detect_anomaly else contextlib.nullcontext()
-        try:
-            for hook in self.hooks["on_fit_start"]:
-                hook(self)
-            self.resumed_at = self.state.step
-            if not self.resumed_at:
-                self.reporter.start(self.optimizers[0].param_groups[0]["lr"])
-            with anomaly, StopOnSignals(self):
-                started = time.perf_counter()
-                self._train()
-                self.train_seconds = time.perf_counter() - started
-            if self.interrupted_by is not None:
-                save_checkpoint(self)
-                self.checkpoints.wait()
-                raise Interrupted(self.interrupted_by, self.checkpoints.last, self.state.step)
-            return self._finish()
-        finally:
-            for hook in self.hooks["on_teardown"]:
-                hook(self)
-            self.checkpoints.close()
-            self.reporter.close()
-            if self.world_size > 1:
-                self.backward = None  # it holds the DDP wrapper, which holds the process group
-                distributed.teardown()
+        with torch.autograd.set_detect_anomaly(self.detect_anomaly), matmul_precision(self.matmul_precision):
+            try:
+                for hook in self.hooks["on_fit_start"]:
+                    hook(self)
+                self.resumed_at = self.state.step
+                if not self.resumed_at:
+                    self.reporter.start(self.optimizers[0].param_groups[0]["lr"])
+                with StopOnSignals(self):
+                    started = time.perf_counter()
+                    self._train()
+                    self.train_seconds = time.perf_counter() - started
+                if self.interrupted_by is not None:
+                    save_checkpoint(self)
+                    self.checkpoints.wait()
+                    raise Interrupted(self.interrupted_by, self.checkpoints.last, self.state.step)
+                return self._finish()
+            finally:
+                for hook in self.hooks["on_teardown"]:
+                    hook(self)
+                self.checkpoints.close()
+                self.reporter.close()
+                if self.world_size > 1:
+                    self.backward = None  # it holds the DDP wrapper, which holds the process group
+                    distributed.teardown()
 
     # ------------------------------------------------------------------ the loop
     def _train(self) -> None:

@@ -13,9 +13,11 @@ from __future__ import annotations
 import csv
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import hydra
 import numpy as np
+import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
@@ -23,9 +25,11 @@ from src import cli
 from src.build import build_training
 from src.errors import ConfigError, UserError, check, number, positive_int, report_user_errors
 from src.run_log import log
-from src.training.device import resolve_device
+from src.training.device import matmul_precision, precision_tools, resolve_device
+from src.training.gradients import backward_pass
 from src.train import make_run_folder
 from src.training.seeds import member_seeds
+from src.training.trainer import Trainer
 from src.visuals import tensor_of
 
 
@@ -49,6 +53,12 @@ class RangeTest:
         return None
 
 
+def trainer_setting(config: DictConfig, key: str, default: Any) -> Any:
+    """``trainer.<key>``, which the range test follows as training would (device, precision, matrix products,
+    gradient clipping), checked by the trainer's own rule."""
+    return check(f"trainer.{key}", config.trainer.get(key, default), Trainer.RULES[key])
+
+
 def range_test(config: DictConfig) -> RangeTest:
     settings = config.lr_find
     low = check("lr_find.min_lr", settings.min_lr, number(0, low_open=True))
@@ -59,7 +69,10 @@ def range_test(config: DictConfig) -> RangeTest:
     if len(member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))) > 1:
         raise ConfigError("trainer.seeds", config.trainer.seeds, "the range test trains one model: leave it at 1")
     data, task, make_optimizer, batch_size = build_training(config)
-    device = resolve_device(config.trainer.device)
+    device = resolve_device(trainer_setting(config, "device", "auto"))
+    autocast, scaler = precision_tools(str(trainer_setting(config, "precision", "32")), device)
+    clip = trainer_setting(config, "gradient_clip_val", None)
+    backward = backward_pass(task.training_step, task, autocast, scaler, None)
     task.to(device)
     data.to(device)
     optimizers = task.configure_optimizers(make_optimizer)
@@ -75,11 +88,14 @@ def range_test(config: DictConfig) -> RangeTest:
             lr = low * growth ** len(result.lrs)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            loss = task.training_step(batch, 0)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            value = float(loss.detach())
+            loss = backward(batch, 0)
+            if clip is not None:
+                scaler.unscale_(optimizer)
+                torch.nn.utils.clip_grad_norm_(task.parameters(), clip)
+            scaler.step(optimizer)
+            scaler.update()
+            value = float(loss)
             average = beta * average + (1 - beta) * value
             smoothed = average / (1 - beta ** (len(result.lrs) + 1))
             result.lrs.append(lr)
@@ -147,7 +163,8 @@ def plot(test: RangeTest, width: int = 640, height: int = 400) -> Image.Image:
 
 def lr_find(config: DictConfig) -> RangeTest:
     run_dir = make_run_folder(config)
-    test = range_test(config)
+    with matmul_precision(trainer_setting(config, "matmul_precision", "highest")):
+        test = range_test(config)
     with open(run_dir / "lr_find.csv", "w", newline="") as file:
         writer = csv.writer(file)
         writer.writerow(["step", "lr", "loss", "smoothed_loss"])

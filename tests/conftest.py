@@ -46,10 +46,10 @@ def published_data_stand_ins():
     shutil.rmtree(TEST_DATA, ignore_errors=True)
 
 
-def make_config(tmp_path: Path, *overrides: str) -> DictConfig:
-    """The composed config, writing into tmp_path instead of logs/."""
+def make_config(tmp_path: Path, *overrides: str, name: str = "train") -> DictConfig:
+    """The composed config of entry point ``name`` (conf/<name>.yaml), writing into tmp_path instead of logs/."""
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        return compose("train", overrides=[f"paths.output_dir={tmp_path}", *overrides])
+        return compose(name, overrides=[f"paths.output_dir={tmp_path}", *overrides])
 
 
 def run_training(tmp_path: Path, *overrides: str) -> dict[str, float]:

@@ -16,11 +16,13 @@ from PIL import Image
 
 from src import REPO_ROOT
 from src.evaluate import evaluate
-from src.lr_find import RangeTest, steepest_descent
+from src.errors import ConfigError
+from src.lr_find import RangeTest, lr_find, range_test, steepest_descent
+from src.tasks.classification import BinaryClassification
 from src.training.checkpoint import load_checkpoint
 from src.training.schedules import WarmupCosine
 from src.training.signals import Interrupted
-from tests.conftest import read_events, run_cli, run_training
+from tests.conftest import make_config, read_events, run_cli, run_training
 
 
 def test_a_progress_bar_shows_steps_of_the_total_and_the_latest_metrics(tmp_path, capsys):
@@ -225,6 +227,22 @@ def test_the_lr_range_test_suggests_an_lr_and_leaves_a_curve_but_no_run_state(tm
     assert [e.value for e in events.Scalars("lr_find/smoothed_loss")] == pytest.approx(losses, rel=1e-5)
     (curve,) = events.Images("lr_find/loss_vs_lr")
     assert (curve.width, curve.height) == (640, 400)
+
+
+def test_the_lr_range_test_computes_as_the_run_will_clipped_in_its_precision_and_matrix_products(tmp_path, monkeypatch):
+    steep = ["lr_find.min_lr=1", "lr_find.max_lr=10", "lr_find.num_steps=10", "lr_find.stop_factor=1e9", "logger=none"]
+    free = range_test(make_config(tmp_path, *steep, name="lr_find"))
+    clipped = range_test(make_config(tmp_path, *steep, "trainer.gradient_clip_val=1e-6", name="lr_find"))
+    assert max(free.losses) - min(free.losses) > 0.01
+    assert max(clipped.losses) - min(clipped.losses) < 1e-4  # each step moves the weights by at most lr·1e-6
+    with pytest.raises(ConfigError, match=r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA; this run is on cpu"):
+        range_test(make_config(tmp_path, "trainer.precision=bf16-mixed", name="lr_find"))
+
+    seen = []
+    training_step = BinaryClassification.training_step
+    monkeypatch.setattr(BinaryClassification, "training_step", lambda *a: seen.append(torch.get_float32_matmul_precision()) or training_step(*a))
+    lr_find(make_config(tmp_path / "high", *steep, "trainer.matmul_precision=high", name="lr_find"))
+    assert seen == ["high"] * 10 and torch.get_float32_matmul_precision() == "highest"
 
 
 def test_the_lr_range_test_refuses_a_task_of_two_optimizers_in_one_line(tmp_path):

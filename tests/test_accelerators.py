@@ -5,6 +5,7 @@ import torch
 
 from src.training.callbacks import Callback
 from src.training.checkpoint import load_checkpoint
+from src.training.device import matmul_precision
 from tests.conftest import run_training
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -67,6 +68,20 @@ def test_cuda_training_in_each_precision(tmp_path, precision):
         "trainer.device=cuda", f"trainer.precision={precision}", "logger=none",
     )
     assert metrics["val/acc"] > 0.9
+
+
+@pytest.mark.parametrize(
+    "device, capability, setting, rank, noted",
+    [("cuda", (9, 0), "highest", "0", True), ("cuda", (8, 0), "highest", "0", True), ("cuda", (7, 5), "highest", "0", False),
+     ("cuda", (9, 0), "high", "0", False), ("cuda", (9, 0), "highest", "1", False), ("cpu", None, "highest", "0", False)],
+)
+def test_a_gpu_with_tf32_tensor_cores_gets_one_line_naming_the_setting_at_full_precision(monkeypatch, capsys, device, capability, setting, rank, noted):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)  # no GPU needed to ask
+    monkeypatch.setenv("RANK", rank)
+    with matmul_precision(setting, torch.device(device)):
+        pass
+    note = "note: this GPU multiplies float32 matrices several times faster in TF32: trainer.matmul_precision=high\n"
+    assert capsys.readouterr().out == (note if noted else "")
 
 
 @pytest.mark.gpu

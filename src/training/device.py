@@ -8,6 +8,8 @@ from typing import ContextManager, Iterator
 import torch
 
 from src.errors import ConfigError
+from src.run_log import log
+from src.training.distributed import is_main_process
 
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 MATMUL_PRECISIONS = ("highest", "high", "medium")
@@ -43,13 +45,17 @@ def precision_tools(precision: str, device: torch.device) -> tuple[ContextManage
 
 
 @contextlib.contextmanager
-def matmul_precision(setting: str) -> Iterator[None]:
+def matmul_precision(setting: str, device: torch.device | None = None) -> Iterator[None]:
     """float32 matrix products at ``setting`` for the while, then torch's setting as it was (it is global).
 
     ``highest``: full float32, torch's default. ``high``: TF32 on the tensor cores of CUDA GPUs since
     Ampere, which cuDNN's convolutions already use by default (a 10-bit mantissa; several times faster).
     ``medium``: bfloat16 products. CPUs without such units compute at full precision in any case.
+    On such a GPU (``device``) at ``highest``, one line says so (from the first process only).
     """
+    tensor_cores = device is not None and device.type == "cuda" and torch.cuda.get_device_capability(device) >= (8, 0)
+    if setting == "highest" and tensor_cores and is_main_process():
+        log.info("note: this GPU multiplies float32 matrices several times faster in TF32: trainer.matmul_precision=high")
     before = torch.get_float32_matmul_precision()
     torch.set_float32_matmul_precision(setting)
     try:

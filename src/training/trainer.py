@@ -188,7 +188,7 @@ class Trainer:
         # What callbacks add to every check (and to the test at the end): functions of the splits' names.
         self.evaluations: list[Callable[[list[str]], dict[str, Tensor]]] = []
         self.interrupted_by: str | None = None
-        with torch.autograd.set_detect_anomaly(self.detect_anomaly), matmul_precision(self.matmul_precision):
+        with torch.autograd.set_detect_anomaly(self.detect_anomaly), matmul_precision(self.matmul_precision, self.device):
             try:
                 for hook in self.hooks["on_fit_start"]:
                     hook(self)

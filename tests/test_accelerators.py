@@ -70,6 +70,28 @@ def test_cuda_training_in_each_precision(tmp_path, precision):
     assert metrics["val/acc"] > 0.9
 
 
+CONV_OUTPUTS: set[torch.dtype] = set()
+
+
+class RecordConvOutputs(Callback):
+    """The dtypes the first convolution's outputs have in training (checks score in eval mode: not recorded)."""
+
+    def on_fit_start(self, trainer) -> None:
+        conv = next(module for module in trainer.task.model.modules() if isinstance(module, torch.nn.Conv2d))
+        conv.register_forward_hook(lambda module, inputs, output: CONV_OUTPUTS.add(output.dtype) if module.training else None)
+
+
+def test_bf16_mixed_on_the_cpu_trains_the_cnn_in_bfloat16_to_the_float32_accuracy(tmp_path):
+    args = ["experiment=cnn_digits", "trainer.max_epochs=3", "logger=none", "trainer.device=cpu", f"+callbacks.convs._target_={__name__}.RecordConvOutputs"]
+    CONV_OUTPUTS.clear()
+    full = run_training(tmp_path / "32", *args)
+    assert CONV_OUTPUTS == {torch.float32}
+    CONV_OUTPUTS.clear()
+    mixed = run_training(tmp_path / "bf16", *args, "trainer.precision=bf16-mixed")
+    assert CONV_OUTPUTS == {torch.bfloat16}
+    assert mixed["val/acc"] > 0.9 and mixed["val/acc"] == pytest.approx(full["val/acc"], abs=0.03)
+
+
 @pytest.mark.parametrize(
     "device, capability, setting, rank, noted",
     [("cuda", (9, 0), "highest", "0", True), ("cuda", (8, 0), "highest", "0", True), ("cuda", (7, 5), "highest", "0", False),

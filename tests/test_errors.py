@@ -52,7 +52,7 @@ def a_list(*args, **settings) -> list:
         (["activation._target_=tests.test_errors.a_list"], r"^activation\._target_: builds a list, not a torch\.nn\.Module$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
-        (["trainer.precision=bf16-mixed"], r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA"),
+        (["trainer.precision=16-mixed"], r"^trainer\.precision='16-mixed': mixed precision in float16 needs CUDA; this run is on cpu: use bf16-mixed or 32$"),
         (["trainer.precision=64"], r"^trainer\.precision=64: must be one of 32, bf16-mixed, 16-mixed$"),
         (["trainer.matmul_precision=low"], r"^trainer\.matmul_precision='low': must be one of highest, high, medium$"),
         (["data.val_fraction=0.99", "data.test_fraction=0.9"], r"^data\.val_fraction \+ data\.test_fraction=1\.89: must be below 1$"),

@@ -237,7 +237,7 @@ def test_32_bit_precision_uses_the_same_code_path_with_a_disabled_scaler():
     assert not scaler.is_enabled()
     loss = torch.tensor(2.0, requires_grad=True)
     assert scaler.scale(loss) is loss
-    with pytest.raises(ConfigError, match="mixed precision needs CUDA"):
+    with pytest.raises(ConfigError, match="mixed precision in float16 needs CUDA"):
         precision_tools("16-mixed", torch.device("cpu"))
 
 

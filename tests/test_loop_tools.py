@@ -235,8 +235,8 @@ def test_the_lr_range_test_computes_as_the_run_will_clipped_in_its_precision_and
     clipped = range_test(make_config(tmp_path, *steep, "trainer.gradient_clip_val=1e-6", name="lr_find"))
     assert max(free.losses) - min(free.losses) > 0.01
     assert max(clipped.losses) - min(clipped.losses) < 1e-4  # each step moves the weights by at most lr·1e-6
-    with pytest.raises(ConfigError, match=r"^trainer\.precision='bf16-mixed': mixed precision needs CUDA; this run is on cpu"):
-        range_test(make_config(tmp_path, "trainer.precision=bf16-mixed", name="lr_find"))
+    with pytest.raises(ConfigError, match=r"^trainer\.precision='16-mixed': mixed precision in float16 needs CUDA; this run is on cpu"):
+        range_test(make_config(tmp_path, "trainer.precision=16-mixed", name="lr_find"))
 
     seen = []
     training_step = BinaryClassification.training_step

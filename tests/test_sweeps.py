@@ -85,13 +85,13 @@ def test_optuna_records_a_failing_trial_and_searches_on(tmp_path):
 def test_an_optuna_search_whose_every_trial_fails_ends_in_one_line_per_job(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "src.train", "-m", "hparams_search=optuna", "data=moons", "model=mlp", "hydra.sweeper.n_trials=3",
-         "trainer.max_steps=5", "logger=none", "trainer.precision=bf16-mixed", f"paths.log_dir={tmp_path}"],
+         "trainer.max_steps=5", "logger=none", "trainer.precision=16-mixed", f"paths.log_dir={tmp_path}"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert lines[-1] == "3 of 3 jobs failed"
-    assert all(": failed: trainer.precision='bf16-mixed': mixed precision needs CUDA" in line for line in lines[-4:-1])
+    assert all(": failed: trainer.precision='16-mixed': mixed precision in float16 needs CUDA" in line for line in lines[-4:-1])
     assert len(list(tmp_path.rglob("failed"))) == 3 and not list(tmp_path.rglob("metrics.json"))
 
 

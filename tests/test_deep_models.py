@@ -178,7 +178,7 @@ def test_the_r1_penalty_adds_half_gamma_times_the_squared_gradient_on_real_sampl
     assert real.grad is None and not real.requires_grad  # the caller's batch is left as it was
     with pytest.raises(UserError, match=r"task.r1_gamma"):
         Adversarial(gan, spec, r1_gamma=-1.0)
-    with torch.autocast("cpu", dtype=torch.bfloat16):  # as under trainer.precision=16-mixed, on the CPU
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # as under trainer.precision=bf16-mixed on the CPU
         real_score, squared_norms = penalized._r1(real)
         assert penalized.model.discriminator(fake).dtype == torch.bfloat16
     assert real_score.dtype == torch.float32  # in 16 bits ‖w‖² would be off by ~1e-3 (w rounded to 8 bits)

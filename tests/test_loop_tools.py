@@ -238,9 +238,13 @@ def test_the_lr_range_test_computes_as_the_run_will_clipped_in_its_precision_and
     with pytest.raises(ConfigError, match=r"^trainer\.precision='16-mixed': mixed precision in float16 needs CUDA; this run is on cpu"):
         range_test(make_config(tmp_path, "trainer.precision=16-mixed", name="lr_find"))
 
-    seen = []
-    training_step = BinaryClassification.training_step
-    monkeypatch.setattr(BinaryClassification, "training_step", lambda *a: seen.append(torch.get_float32_matmul_precision()) or training_step(*a))
+    seen, training_step = [], BinaryClassification.training_step
+
+    def recording(task, *args):
+        seen.append(torch.get_float32_matmul_precision())
+        return training_step(task, *args)
+
+    monkeypatch.setattr(BinaryClassification, "training_step", recording)
     lr_find(make_config(tmp_path / "high", *steep, "trainer.matmul_precision=high", name="lr_find"))
     assert seen == ["high"] * 10 and torch.get_float32_matmul_precision() == "highest"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import math
-import sys
 from typing import Any, Callable
 
 import torch
@@ -16,7 +15,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from src.data.datamodule import DataModule
 from src.data.dataset import Dataset
 from src.data.spec import DataSpec
-from src.errors import ConfigError, Rule, UserError, boolean, in_one_line, check, null, number, one_of, positive_int, setting
+from src.errors import ConfigError, Rule, UserError, boolean, built_as, in_one_line, check, null, number, one_of, positive_int, setting, wrong_kind
 from src.models.members import member_state, stack
 from src.training.checkpoint import load_checkpoint, load_weights
 from src.tasks.task import OptimizerFactory, Task
@@ -40,34 +39,13 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
         raise UserError(" ".join(str(error).split())) from None
 
 
-def built_as(key: str, built: Any, kind: type, accepts: Callable[[Any], bool] | None = None) -> Any:
-    """``built`` if it is a ``kind`` (for a Protocol: if ``accepts`` it); else one line naming ``key`` and ``kind``."""
-    if not (accepts(built) if accepts else isinstance(built, kind)):
-        raise _wrong_kind(key, type(built), kind)
-    return built
-
-
 def building(key: str, factory: Callable, kind: type) -> Callable:
     """``factory`` (a ``_partial_: true`` target), unless it would build a class other than a ``kind``: refused
     before it is called, which would fail with the wrong class's own words (``dict(params, lr=0.1)``)."""
     target = factory.func if isinstance(factory, functools.partial) else None
     if isinstance(target, type) and not issubclass(target, kind):
-        raise _wrong_kind(key, target, kind)
+        raise wrong_kind(key, target, kind)
     return factory
-
-
-def _wrong_kind(key: str, built: type, kind: type) -> UserError:
-    return UserError(f"{key}: builds a {built.__name__}, not a {_public_name(kind)}")
-
-
-def _public_name(kind: type) -> str:
-    """``kind`` as users import it: torch.nn.Module, not torch.nn.modules.module.Module where it is defined."""
-    parts = kind.__module__.split(".")
-    for end in range(1, len(parts)):
-        module = ".".join(parts[:end])
-        if getattr(sys.modules.get(module), kind.__name__, None) is kind:
-            return f"{module}.{kind.__name__}"
-    return f"{kind.__module__}.{kind.__name__}"
 
 
 def build_data(config: DictConfig, augment: DictConfig | None = None) -> DataModule:
@@ -179,8 +157,7 @@ def check_activation(config: DictConfig) -> None:
     """The activation group's options are torch modules, tried once on a small tensor."""
 
     def attempt() -> None:
-        layer = building("activation._target_", build(config), torch.nn.Module)()
-        built_as("activation._target_", layer, torch.nn.Module)(torch.linspace(-2, 2, 5))
+        _refusing_in_one_line("activation", build(config), torch.nn.Module)()(torch.linspace(-2, 2, 5))
 
     _try_out("activation", config, number() | boolean | null, attempt)
 

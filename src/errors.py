@@ -122,3 +122,24 @@ def nonempty_list_of(rule: Rule) -> Rule:
         lambda value: isinstance(value, Sequence) and not isinstance(value, str) and len(value) > 0 and all(rule.accepts(v) for v in value),
         f"a non-empty list of {rule.plural}",
     )
+
+
+def built_as(key: str, built: Any, kind: type, accepts: Callable[[Any], bool] | None = None) -> Any:
+    """``built`` if it is a ``kind`` (for a Protocol: if ``accepts`` it); else one line naming ``key`` and ``kind``."""
+    if not (accepts(built) if accepts else isinstance(built, kind)):
+        raise wrong_kind(key, type(built), kind)
+    return built
+
+
+def wrong_kind(key: str, built: type, kind: type) -> UserError:
+    return UserError(f"{key}: builds a {built.__name__}, not a {_public_name(kind)}")
+
+
+def _public_name(kind: type) -> str:
+    """``kind`` as users import it: torch.nn.Module, not torch.nn.modules.module.Module where it is defined."""
+    parts = kind.__module__.split(".")
+    for end in range(1, len(parts)):
+        module = ".".join(parts[:end])
+        if getattr(sys.modules.get(module), kind.__name__, None) is kind:
+            return f"{module}.{kind.__name__}"
+    return f"{kind.__module__}.{kind.__name__}"

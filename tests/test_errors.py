@@ -48,6 +48,7 @@ def a_list(*args, **settings) -> list:
         (["optimizer._target_=torch.nn.Linear"], r"^optimizer\._target_: builds a Linear, not a torch\.optim\.Optimizer$"),
         (["optimizer._target_=tests.test_errors.a_list"], r"^optimizer\._target_: builds a list, not a torch\.optim\.Optimizer$"),
         (["scheduler=step", "scheduler._target_=builtins.list"], r"^scheduler\._target_: builds a list, not a torch\.optim\.lr_scheduler\.LRScheduler$"),
+        (["scheduler=step", "scheduler._target_=tests.test_errors.a_list"], r"^scheduler\._target_: builds a list, not a torch\.optim\.lr_scheduler\.LRScheduler$"),
         (["activation._target_=builtins.dict"], r"^activation\._target_: builds a dict, not a torch\.nn\.Module$"),
         (["activation._target_=tests.test_errors.a_list"], r"^activation\._target_: builds a list, not a torch\.nn\.Module$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),

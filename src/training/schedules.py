@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch.optim import Optimizer
 
-from src.errors import UserError, check, check_arguments, in_one_line, non_negative_int, null, number, positive_int
+from src.errors import UserError, built_as, check, check_arguments, in_one_line, non_negative_int, null, number, positive_int
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
 INTERVALS = ("epoch", "step")
@@ -75,6 +75,7 @@ def build_scheduler(
             scheduler = factory(optimizer)
     except (TypeError, ValueError, KeyError) as error:  # e.g. OneCycle's cycle_momentum with an optimizer without momentum
         raise UserError(f"scheduler: {in_one_line(error)}") from None
+    built_as("scheduler._target_", scheduler, LRScheduler)  # a function target is judged by what it returns
     if isinstance(scheduler, ReduceLROnPlateau):
         scheduler.interval = "check"
     elif isinstance(scheduler, OneCycleLR):

@@ -26,7 +26,7 @@ from src.build import build_training
 from src.errors import ConfigError, UserError, check, number, positive_int, report_user_errors
 from src.run_log import log
 from src.training.device import matmul_precision, precision_tools, resolve_device
-from src.training.gradients import backward_pass
+from src.training.gradients import accumulated_sizes, backward_pass
 from src.train import make_run_folder
 from src.training.seeds import member_seeds
 from src.training.trainer import Trainer
@@ -55,7 +55,7 @@ class RangeTest:
 
 def trainer_setting(config: DictConfig, key: str, default: Any) -> Any:
     """``trainer.<key>``, which the range test follows as training would (device, precision, matrix products,
-    gradient clipping), checked by the trainer's own rule."""
+    gradient clipping and accumulation), checked by the trainer's own rule."""
     return check(f"trainer.{key}", config.trainer.get(key, default), Trainer.RULES[key])
 
 
@@ -72,7 +72,9 @@ def range_test(config: DictConfig) -> RangeTest:
     device = resolve_device(trainer_setting(config, "device", "auto"))
     autocast, scaler = precision_tools(str(trainer_setting(config, "precision", "32")), device)
     clip = trainer_setting(config, "gradient_clip_val", None)
-    backward = backward_pass(task.training_step, task, autocast, scaler, None)
+    accumulate = trainer_setting(config, "accumulate_grad_batches", 1)
+    batch_size, part_size = accumulated_sizes(batch_size, accumulate, data.size("train"))
+    backward = backward_pass(task.training_step, task, autocast, scaler, part_size)
     task.to(device)
     data.to(device)
     optimizers = task.configure_optimizers(make_optimizer)

@@ -237,6 +237,13 @@ def test_the_lr_range_test_computes_as_the_run_will_clipped_in_its_precision_and
     assert max(clipped.losses) - min(clipped.losses) < 1e-4  # each step moves the weights by at most lr·1e-6
     with pytest.raises(ConfigError, match=r"^trainer\.precision='16-mixed': mixed precision in float16 needs CUDA; this run is on cpu"):
         range_test(make_config(tmp_path, "trainer.precision=16-mixed", name="lr_find"))
+    # An accumulated step is one batch 4 times as large, in parts: the same losses as that batch in one pass.
+    minibatch = [*steep, "optimizer=minibatch", "lr_find.max_lr=3"]
+    whole = range_test(make_config(tmp_path, *minibatch, "optimizer.batch_size=64", name="lr_find"))
+    parts = range_test(make_config(tmp_path, *minibatch, "optimizer.batch_size=16", "trainer.accumulate_grad_batches=4", name="lr_find"))
+    small = range_test(make_config(tmp_path, *minibatch, "optimizer.batch_size=16", name="lr_find"))
+    assert parts.losses == pytest.approx(whole.losses, rel=1e-5)
+    assert small.losses != pytest.approx(whole.losses, rel=1e-3)
 
     seen, training_step = [], BinaryClassification.training_step
 

@@ -14,6 +14,14 @@ from src.tasks.task import Task
 Backward = Callable[[Batch, int], Tensor]
 
 
+def accumulated_sizes(batch_size: int | None, accumulate: int, train_rows: int) -> tuple[int | None, int | None]:
+    """The rows of an accumulated step's batch (None: the whole split) and of each part it goes through in
+    (None: one pass): a step of ``accumulate`` batches is one batch ``accumulate`` times as large, in parts."""
+    if accumulate == 1:
+        return batch_size, None
+    return (batch_size * accumulate, batch_size) if batch_size else (None, -(-train_rows // accumulate))
+
+
 def backward_pass(
     step_loss: Callable[[Batch, int], Tensor], task: Task, autocast: ContextManager, scaler: torch.amp.GradScaler, part_size: int | None
 ) -> Backward:

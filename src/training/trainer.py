@@ -28,7 +28,7 @@ from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
 from src.training.divergence import step_loss_windows, stop_if_diverged
 from src.training.device import MATMUL_PRECISIONS, PRECISIONS, matmul_precision, precision_tools, resolve_device, to_channels_last
-from src.training.gradients import backward_pass
+from src.training.gradients import accumulated_sizes, backward_pass
 from src.training.logger import Logger
 from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
 from src.training.monitor import Monitor
@@ -153,9 +153,7 @@ class Trainer:
             data.to_channels_last()
         if self.compile:
             task.model.compile()  # in place: the state_dict keys, and so the checkpoints, stay the same
-        # An accumulated step takes one batch `accumulate` times as large and goes through it in parts.
-        self.batch_size = batch_size * self.accumulate if batch_size else None
-        part_size = (batch_size or -(-len(data.splits["train"][1]) // self.accumulate)) if self.accumulate > 1 else None
+        self.batch_size, part_size = accumulated_sizes(batch_size, self.accumulate, data.size("train"))
         self.backward = backward_pass(distributed.step_loss(task, self.world_size), task, self.autocast, self.scaler, part_size)
         self.config = config or {}
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task

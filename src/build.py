@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 from typing import Any, Callable
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.optim.lr_scheduler import LRScheduler
 
@@ -164,14 +165,25 @@ def check_activation(config: DictConfig) -> None:
 
 def _try_out(group: str, config: DictConfig, rule: Rule, attempt: Callable[[], Any]) -> None:
     """For a group whose options are torch's classes, whose own checks come late (at the first step) or
-    not at all (a NaN setting): each setting must pass ``rule``, and ``attempt`` must not raise."""
+    not at all (a NaN setting): each setting must pass ``rule`` (a boolean or a number where its parameter
+    defaults to one), and ``attempt`` must not raise."""
+    typed = _rules_of_defaults(config.get("_target_"))
     for key, value in config.items():
         if not str(key).startswith("_"):
-            check(f"{group}.{key}", value, rule)
+            check(f"{group}.{key}", value, typed.get(key, rule))
     try:
         attempt()
     except (TypeError, ValueError, RuntimeError, ArithmeticError) as error:
         raise _one_line(group, error) from None
+
+
+def _rules_of_defaults(target: Any) -> dict[str, Rule]:
+    """``boolean`` or a finite ``number()`` for each parameter of ``target`` whose default is one."""
+    try:
+        parameters = inspect.signature(get_object(str(target))).parameters.values()
+    except (ImportError, AttributeError, ValueError, TypeError):  # building the target says what is wrong with it
+        return {}
+    return {p.name: boolean if isinstance(p.default, bool) else number() for p in parameters if isinstance(p.default, (bool, int, float))}
 
 
 def build_scheduler_factory(config: DictConfig | None) -> Callable | None:

@@ -116,6 +116,6 @@ def _not_a_key(key: str, parent: Any, parent_name: str) -> str:
     where = parent_name or "the config"
     prefix = f"{parent_name}." if parent_name else ""
     leaf = key.rsplit(".", 1)[-1]
-    line = f"{key} is not a key of {where} (keys: {', '.join(known)})"
+    line = f"{key} is not a key of {where} ({'keys: ' + ', '.join(known) if known else 'it has none'})"
     close = difflib.get_close_matches(leaf, known, n=1)
     return f"{line}; did you mean {prefix}{close[0]}?" if close else line

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import difflib
 import functools
+import importlib
 import inspect
 import math
+import re
 from typing import Any, Callable
 
 import torch
@@ -27,7 +30,7 @@ from src.training.seeds import member_seeds, seed_everything
 SPLIT_KEYS = ("val_fraction", "test_fraction", "standardize", "split_seed", "split_shuffle", "limit_train_rows", "on_device")
 
 
-def build(config: DictConfig | dict, **kwargs: Any) -> Any:
+def build(group: str, config: DictConfig | dict, **kwargs: Any) -> Any:
     """hydra.utils.instantiate, with a user's mistake surfacing as one line instead of a wrapped traceback."""
     try:
         return instantiate(config, **kwargs)
@@ -37,7 +40,34 @@ def build(config: DictConfig | dict, **kwargs: Any) -> Any:
             cause = cause.__cause__
         if isinstance(cause, UserError):
             raise cause from None
+        unknown = re.match(r"Error locating target '([^']+)'", str(error))
+        if unknown:
+            key = re.search(r"full_key: (\S+)", str(error))
+            raise ConfigError(f"{key.group(1) if key else group}._target_", unknown.group(1), not_importable(unknown.group(1))) from None
         raise UserError(" ".join(str(error).split())) from None
+
+
+def not_importable(path: str) -> str:
+    """Why ``path`` (``package.module.Name``) names nothing: the first part that is not there, and a close name."""
+    parts, owner = path.split("."), None
+    for depth, part in enumerate(parts):
+        if owner is not None and hasattr(owner, part):
+            owner = getattr(owner, part)
+            continue
+        module = ".".join(parts[: depth + 1])
+        if owner is None or inspect.ismodule(owner):  # the part may be a module not imported yet
+            try:
+                owner = importlib.import_module(module)
+                continue
+            except Exception as error:  # noqa: BLE001 - a module that is there but fails as it imports: its own words
+                if not (isinstance(error, ModuleNotFoundError) and error.name == module):
+                    return f"importing {module} fails: {in_one_line(error)}"
+        if owner is None:
+            return f"no module named {part}"
+        where = ".".join(parts[:depth])
+        close = difflib.get_close_matches(part, [name for name in dir(owner) if not name.startswith("_")], n=1)
+        return f"{where} has no {part}" + (f"; did you mean {where}.{close[0]}?" if close else "")
+    return "cannot be imported"
 
 
 def building(key: str, factory: Callable, kind: type) -> Callable:
@@ -52,13 +82,13 @@ def building(key: str, factory: Callable, kind: type) -> Callable:
 def build_data(config: DictConfig, augment: DictConfig | None = None) -> DataModule:
     source = {key: value for key, value in config.items() if key not in SPLIT_KEYS}
     split = {key: config[key] for key in SPLIT_KEYS if key in config}
-    data = DataModule(built_as("data._target_", build(source), Dataset), **split)
+    data = DataModule(built_as("data._target_", build("data", source), Dataset), **split)
     if augment is not None:
         if not isinstance(augment, DictConfig) or "_target_" not in augment:
             raise ConfigError("augment", augment, "must be an option of the augment group (augment=none for none)")
         if len(data.spec.input_shape) != 3:
             raise ConfigError("augment", augment.get("_target_"), f"needs pictures (C×H×W); {data.name} is shaped {data.spec.input_shape}")
-        data.augment = build(augment)
+        data.augment = build("augment", augment)
     return data
 
 
@@ -72,7 +102,7 @@ def build_task(config: DictConfig, data: DataSpec) -> Task:
 
     def make_model(output_size: int) -> torch.nn.Module:
         if len(seeds) == 1:
-            return built_as("model._target_", build(config.model, input_shape=data.input_shape, output_size=output_size), torch.nn.Module)
+            return built_as("model._target_", build("model", config.model, input_shape=data.input_shape, output_size=output_size), torch.nn.Module)
         members, random_states = [], []
         make = build_partial("model", config.model, torch.nn.Module)  # Hydra's instantiate once, not once per member
         for seed in seeds:
@@ -92,7 +122,7 @@ def build_partial(group: str, config: DictConfig, kind: type) -> Callable:
 
     Cheaper than passing those arguments to ``build``: Hydra merges them into a copy of the config first
     (~2.5 ms for the trainer's)."""
-    return _refusing_in_one_line(group, build(config, _partial_=True), kind)
+    return _refusing_in_one_line(group, build(group, config, _partial_=True), kind)
 
 
 def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFactory, int | None]:
@@ -123,7 +153,7 @@ def build_all(group: str, config: DictConfig | None, interface: type, **kwargs: 
     def implements(built: Any) -> bool:
         return any(callable(getattr(built, method, None)) for method in methods)
 
-    return [built_as(f"{key}._target_", build(entry, **kwargs), interface, implements) for key, entry in entries.items()]
+    return [built_as(f"{key}._target_", build(key, entry, **kwargs), interface, implements) for key, entry in entries.items()]
 
 
 def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
@@ -131,7 +161,7 @@ def build_optimizer(config: DictConfig) -> tuple[OptimizerFactory, int | None]:
     check("optimizer.lr", config.get("lr"), number(0, 1e6, low_open=True))  # beyond, a step overflows float32
     batch_size = check("optimizer.batch_size", config.get("batch_size"), positive_int | Rule(lambda v: v is None, "null (the whole data set)"))
     check_torch_settings("optimizer", config)
-    factory = build({key: value for key, value in config.items() if key != "batch_size"})
+    factory = build("optimizer", {key: value for key, value in config.items() if key != "batch_size"})
     return _refusing_in_one_line("optimizer", factory, torch.optim.Optimizer), batch_size
 
 
@@ -158,7 +188,7 @@ def check_activation(config: DictConfig) -> None:
     """The activation group's options are torch modules, tried once on a small tensor."""
 
     def attempt() -> None:
-        _refusing_in_one_line("activation", build(config), torch.nn.Module)()(torch.linspace(-2, 2, 5))
+        _refusing_in_one_line("activation", build("activation", config), torch.nn.Module)()(torch.linspace(-2, 2, 5))
 
     _try_out("activation", config, number() | boolean | null, attempt)
 
@@ -193,7 +223,7 @@ def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
         raise ConfigError("scheduler", config, "must be an option of the scheduler group (scheduler=none for none)")
     check("scheduler.interval", config.get("interval", "epoch"), one_of(*INTERVALS))
     check_torch_settings("scheduler", config)
-    factory = building("scheduler._target_", build(config), LRScheduler)
+    factory = building("scheduler._target_", build("scheduler", config), LRScheduler)
     # Any type torch's schedulers take (milestones lists, mode strings), but no NaN or infinity.
     finite = Rule(lambda value: not isinstance(value, float) or math.isfinite(value), "finite")
     _try_out("scheduler", config, finite, lambda: _two_steps_of(factory))

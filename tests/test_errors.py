@@ -8,6 +8,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from src import REPO_ROOT
+from src.build import not_importable
 from src.errors import ConfigError, UserError
 from src.torch_settings import check_torch_settings
 from tests.conftest import run_cli, run_training
@@ -50,6 +51,10 @@ def a_list(*args, **settings) -> list:
         (["scheduler=step", "scheduler._target_=builtins.list"], r"^scheduler\._target_: builds a list, not a torch\.optim\.lr_scheduler\.LRScheduler$"),
         (["scheduler=step", "scheduler._target_=tests.test_errors.a_list"], r"^scheduler\._target_: builds a list, not a torch\.optim\.lr_scheduler\.LRScheduler$"),
         (["activation._target_=builtins.dict"], r"^activation\._target_: builds a dict, not a torch\.nn\.Module$"),
+        (["optimizer._target_=torch.optim.Adamm"], r"^optimizer\._target_='torch\.optim\.Adamm': torch\.optim has no Adamm; did you mean torch\.optim\.Adam\?$"),
+        (["model._target_=src.models.mlp.MLPP"], r"^model\._target_='src\.models\.mlp\.MLPP': src\.models\.mlp has no MLPP; did you mean src\.models\.mlp\.MLP\?$"),
+        (["callbacks=ema", "callbacks.ema._target_=nosuch.Ema"], r"^callbacks\.ema\._target_='nosuch\.Ema': no module named nosuch$"),
+        (["trainer._target_=tests.test_errors.NoSuch"], r"^trainer\._target_='tests\.test_errors\.NoSuch': tests\.test_errors has no NoSuch$"),
         (["activation._target_=tests.test_errors.a_list"], r"^activation\._target_: builds a list, not a torch\.nn\.Module$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),
         (["trainer.max_steps=0"], r"^trainer\.max_steps=0: must be a positive integer or null$"),
@@ -345,3 +350,13 @@ def test_a_scheduler_of_torch_with_a_list_setting_is_accepted(tmp_path):
         "~scheduler.step_size", "+scheduler.milestones=[2,4]",
     )
     assert metrics["step"] == 5 and metrics["train/lr"] == pytest.approx(1.2 * 0.5 * 0.5)
+
+
+def test_a_target_that_names_nothing_says_which_part_is_missing_or_why_its_module_fails(tmp_path, monkeypatch):
+    (tmp_path / "needs_a_package.py").write_text("import nosuchdependency\n")
+    (tmp_path / "fails_as_it_imports.py").write_text("raise RuntimeError('no driver here')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert not_importable("needs_a_package.Model") == "importing needs_a_package fails: ModuleNotFoundError: No module named 'nosuchdependency'"
+    assert not_importable("fails_as_it_imports.Model") == "importing fails_as_it_imports fails: RuntimeError: no driver here"
+    assert not_importable("torch.nn.Tanh.forwardd") == "torch.nn.Tanh has no forwardd; did you mean torch.nn.Tanh.forward?"
+    assert not_importable("src.models.nosuch.Model") == "src.models has no nosuch"

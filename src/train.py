@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import signal
 import sys
@@ -9,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import hydra
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -39,7 +41,26 @@ def train(config: DictConfig) -> dict[str, float]:
     loggers = build_all("logger", config.get("logger"), Logger, log_dir=run_dir) if is_main_process() else []
     callbacks = build_all("callbacks", config.get("callbacks"), Callback)
     trainer = build_partial("trainer", config.trainer, Trainer)(run_dir=run_dir, logger=loggers, callbacks=callbacks)
-    return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
+    try:
+        return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
+    except RuntimeError as error:
+        if (refusal := out_of_memory(error, config)) is None:
+            raise
+        raise refusal from None
+
+
+def out_of_memory(error: RuntimeError, config: DictConfig) -> UserError | None:
+    """For an allocation that failed (CUDA's or MPS's OutOfMemoryError, the CPU allocator's error), one line
+    naming the settings that make a run smaller; None for any other error."""
+    if not isinstance(error, torch.OutOfMemoryError) and "can't allocate memory" not in str(error):
+        return None
+    tried = re.search(r"tried to allocate ([\d.]+ \w+)", str(error), re.IGNORECASE)
+    batch, eval_batch = config.optimizer.get("batch_size"), config.trainer.get("eval_batch_size")
+    return UserError(
+        f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: lower optimizer.batch_size "
+        f"(now {'null, the whole split' if batch is None else batch}) or trainer.eval_batch_size (now {eval_batch}), "
+        "or set trainer.accumulate_grad_batches or trainer.precision=bf16-mixed; the checkpoints written so far are kept"
+    )
 
 
 def make_run_folder(config: DictConfig) -> Path:

@@ -172,6 +172,44 @@ def test_a_full_disk_stops_the_run_with_one_line_and_keeps_the_last_checkpoint(t
     assert not list((tmp_path / "checkpoints").glob(".*.tmp"))
 
 
+@pytest.mark.parametrize(
+    "error, tried",
+    [
+        (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 GiB"), " (tried to allocate 2.00 GiB)"),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:127] DefaultCPUAllocator: can't allocate memory: you tried to allocate 51200 bytes."), " (tried to allocate 51200 bytes)"),
+    ],
+)
+def test_a_run_out_of_memory_names_what_shrinks_it_and_keeps_its_checkpoints(tmp_path, monkeypatch, error, tried):
+    real, calls = BinaryClassification.training_step, {"n": 0}
+
+    def step(self, batch, index):
+        calls["n"] += 1
+        if calls["n"] == 150:
+            raise error
+        return real(self, batch, index)
+
+    monkeypatch.setattr(BinaryClassification, "training_step", step)
+    with pytest.raises(UserError) as refusal:
+        run_training(tmp_path, "optimizer=minibatch", "trainer.max_steps=300", "trainer.checkpoint_every_n_steps=100", "logger=none")
+    assert str(refusal.value) == (
+        f"out of memory{tried}: lower optimizer.batch_size (now 64) or trainer.eval_batch_size (now 4096), or set "
+        "trainer.accumulate_grad_batches or trainer.precision=bf16-mixed; the checkpoints written so far are kept"
+    )
+    monkeypatch.undo()
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["loop"]["step"] == 100
+    metrics = run_training(tmp_path / "resumed", "optimizer=minibatch", "trainer.max_steps=300", "logger=none", f"ckpt_path={tmp_path}/checkpoints/last.ckpt")
+    assert metrics["step"] == 300
+
+
+def test_other_runtime_errors_are_not_taken_for_a_full_memory(tmp_path, monkeypatch):
+    def step(self, batch, index):
+        raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
+
+    monkeypatch.setattr(BinaryClassification, "training_step", step)
+    with pytest.raises(RuntimeError, match="^mat1 and mat2 shapes cannot be multiplied$"):
+        run_training(tmp_path, "trainer.max_steps=3", "logger=none")
+
+
 def nan_at_step(monkeypatch, bad_call: int):
     real = BinaryClassification.training_step
     calls = {"n": 0}

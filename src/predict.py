@@ -45,7 +45,7 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
             raise ConfigError(key, value, "is required: python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv>")
     if member is not None:
         check("member", member, integer)
-    task, spec, _ = build_from_checkpoint(ckpt_path, member)
+    task, spec, config = build_from_checkpoint(ckpt_path, member)
     task = task.solo_view()
     path = Path(input).expanduser()
     files = _picture_files(path, spec, input)
@@ -59,10 +59,11 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
         columns = _feature_columns(header, spec, path)
         features = torch.from_numpy(feature_matrix(path, header, body, columns)).float().reshape(len(body), *spec.input_shape)
         names, shown = [header[c] for c in columns], [[row[c] for _, row in body] for c in columns]  # the cells' own text
-    try:
-        predicted = task.prediction_columns(spec.scale(features))
+    try:  # in parts of the run's trainer.eval_batch_size rows: a folder of pictures through a CNN fills any memory at once
+        parts = [task.prediction_columns(rows) for rows in spec.scale(features).split(config.trainer.eval_batch_size)]
     except UserError as error:
         raise UserError(f"{setting('ckpt_path', ckpt_path)}: {error}") from None
+    predicted = {column: [value for part in parts for value in part[column]] for column in parts[0]}
     try:
         with open(output, "w", newline="") as handle:
             writer = csv.writer(handle)

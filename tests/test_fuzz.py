@@ -11,9 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf, open_dict
 
+import src.predict
 from src.errors import UserError
 from src.evaluate import evaluate
 from src.predict import predict
+from src.tasks.classification import BinaryClassification
 from src.train import train
 from tests.conftest import DATA_FILES, make_config
 from tests.test_configs import FITTING_DATA, options
@@ -110,8 +112,32 @@ def test_any_input_file_predicts_or_is_refused_naming_the_file(csv_run, data):
         assert written == len(lines) - 1 >= 1
 
 
+def test_rows_predict_in_parts_of_the_runs_eval_batch_size_as_they_do_in_one(csv_run, tmp_path, monkeypatch):
+    path = tmp_path / "rows.csv"
+    path.write_text("a,b\n" + "".join(f"{i / 25},{i % 7 / 7}\n" for i in range(100)))
+    predict(str(csv_run["csv"]), str(path), str(tmp_path / "whole.csv"))
+    real_build, real_columns, rows_seen = src.predict.build_from_checkpoint, BinaryClassification.prediction_columns, []
+
+    def small_parts(*args):
+        task, spec, config = real_build(*args)
+        config.trainer.eval_batch_size = 7
+        return task, spec, config
+
+    def columns(task, x):
+        rows_seen.append(len(x))
+        return real_columns(task, x)
+
+    monkeypatch.setattr(src.predict, "build_from_checkpoint", small_parts)
+    monkeypatch.setattr(BinaryClassification, "prediction_columns", columns)
+    predict(str(csv_run["csv"]), str(path), str(tmp_path / "parts.csv"))
+    assert rows_seen == [7] * 14 + [2]
+    parts, whole = ([line.rsplit(",", 1) for line in (tmp_path / name).read_text().splitlines()] for name in ("parts.csv", "whole.csv"))
+    assert [row for row, _ in parts] == [row for row, _ in whole]  # the cells and the predicted classes
+    assert [float(p) for _, p in parts[1:]] == pytest.approx([float(p) for _, p in whole[1:]], abs=1e-5)  # products of other shapes
+
+
 @pytest.mark.slow
-def test_a_million_rows_predict_in_one_pass(csv_run, tmp_path):
+def test_a_million_rows_predict(csv_run, tmp_path):
     path = tmp_path / "big.csv"
     with path.open("w") as handle:
         handle.write("b,a\n")

@@ -25,7 +25,7 @@ from src import cli
 from src.build import build_training
 from src.errors import ConfigError, UserError, check, number, positive_int, report_user_errors
 from src.run_log import log
-from src.training.device import matmul_precision, precision_tools, resolve_device
+from src.training.device import numerics, precision_tools, resolve_device
 from src.training.gradients import accumulated_sizes, backward_pass
 from src.train import make_run_folder
 from src.training.seeds import member_seeds
@@ -54,7 +54,7 @@ class RangeTest:
 
 
 def trainer_setting(config: DictConfig, key: str, default: Any) -> Any:
-    """``trainer.<key>``, which the range test follows as training would (device, precision, matrix products,
+    """``trainer.<key>``, which the range test follows as training would (device, precision, numerics,
     gradient clipping and accumulation), checked by the trainer's own rule."""
     return check(f"trainer.{key}", config.trainer.get(key, default), Trainer.RULES[key])
 
@@ -165,7 +165,8 @@ def plot(test: RangeTest, width: int = 640, height: int = 400) -> Image.Image:
 
 def lr_find(config: DictConfig) -> RangeTest:
     run_dir = make_run_folder(config)
-    with matmul_precision(trainer_setting(config, "matmul_precision", "highest")):
+    defaults = {"detect_anomaly": False, "matmul_precision": "highest", "deterministic": False}
+    with numerics(*(trainer_setting(config, key, default) for key, default in defaults.items())):
         test = range_test(config)
     with open(run_dir / "lr_find.csv", "w", newline="") as file:
         writer = csv.writer(file)

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from src import cli
 from src.build import build_all, build_partial, build_scheduler_factory, build_training, plain_config
 from src.config_text import config_yaml
-from src.errors import UserError, report_user_errors, setting
+from src.errors import ConfigError, UserError, report_user_errors, setting
 from src.run_log import log
 from src.training.callbacks import Callback
 from src.training.checkpoint import FAILED, write_durably
@@ -44,7 +44,7 @@ def train(config: DictConfig) -> dict[str, float]:
     try:
         return trainer.fit(task, data, make_optimizer, batch_size, make_scheduler, config.get("ckpt_path"), resolved | how_it_was_chosen())
     except RuntimeError as error:
-        if (refusal := out_of_memory(error, config)) is None:
+        if (refusal := out_of_memory(error, config) or without_determinism(error)) is None:
             raise
         raise refusal from None
 
@@ -60,6 +60,14 @@ def out_of_memory(error: RuntimeError, config: DictConfig) -> UserError | None:
         f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: lower optimizer.batch_size "
         f"(now {'null, the whole split' if batch is None else batch}) or trainer.eval_batch_size (now {eval_batch}), "
         "or set trainer.accumulate_grad_batches or trainer.precision=bf16-mixed; the checkpoints written so far are kept"
+    )
+
+
+def without_determinism(error: RuntimeError) -> UserError | None:
+    """For an operation that torch refuses under ``trainer.deterministic=true``, one line naming it; else None."""
+    refused = re.match(r"(\S+) does not have a deterministic implementation", str(error))
+    return refused and ConfigError(
+        "trainer.deterministic", True, f"{refused.group(1)} has no deterministic implementation; trainer.deterministic=warn runs it with a warning"
     )
 
 

@@ -1,8 +1,12 @@
 """torch.compile, channels-last, and the CUDA path (tests marked gpu skip without CUDA)."""
 
+import os
+
 import pytest
 import torch
 
+from src.errors import ConfigError
+from src.tasks.classification import BinaryClassification
 from src.training.callbacks import Callback
 from src.training.checkpoint import load_checkpoint
 from src.training.device import matmul_precision
@@ -10,28 +14,57 @@ from tests.conftest import run_training
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
-NUMERICS_SEEN: list[tuple[str, bool, bool]] = []
+NUMERICS_SEEN: list[tuple] = []
+
+
+def numerics() -> tuple:
+    """Torch's global numerics: matmul precision, TF32 matmuls allowed, anomaly detection, deterministic
+    algorithms (and warn only), cuDNN's benchmark, the cuBLAS workspace setting."""
+    return (
+        torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32, torch.is_anomaly_enabled(),
+        torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.benchmark, os.environ.get("CUBLAS_WORKSPACE_CONFIG"),
+    )
 
 
 class RecordNumerics(Callback):
-    """Torch's global numerics (matmul precision, TF32 matmuls allowed, anomaly detection) at each event it sees."""
-
     def _record(self, *_) -> None:
-        NUMERICS_SEEN.append((torch.get_float32_matmul_precision(), torch.backends.cuda.matmul.allow_tf32, torch.is_anomaly_enabled()))
+        NUMERICS_SEEN.append(numerics())
 
     on_fit_start = on_check = on_fit_end = on_teardown = _record
 
 
 @pytest.mark.parametrize(
     "overrides, during",
-    [([], ("highest", False, False)), (["trainer.matmul_precision=high", "trainer.detect_anomaly=true"], ("high", True, True))],
+    [
+        ([], ("highest", False, False, False, False, True, None)),
+        (["trainer.matmul_precision=high", "trainer.detect_anomaly=true"], ("high", True, True, False, False, True, None)),
+        (["trainer.deterministic=true"], ("highest", False, False, True, False, False, ":4096:8")),
+        (["trainer.deterministic=warn"], ("highest", False, False, True, True, False, ":4096:8")),
+    ],
 )
-def test_matmul_precision_and_anomaly_detection_hold_for_the_whole_run_then_are_put_back(tmp_path, overrides, during):
+def test_the_runs_numerics_hold_for_the_whole_run_then_are_put_back(tmp_path, monkeypatch, overrides, during):
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", True)  # as a user's script may have set it
     NUMERICS_SEEN.clear()
-    before = torch.get_float32_matmul_precision(), torch.is_anomaly_enabled()
+    before = numerics()
     run_training(tmp_path, "trainer.max_steps=150", "logger=none", f"+callbacks.numerics._target_={__name__}.RecordNumerics", *overrides)
     assert len(NUMERICS_SEEN) == 5 and set(NUMERICS_SEEN) == {during}  # start, 2 checks, end, teardown
-    assert (torch.get_float32_matmul_precision(), torch.is_anomaly_enabled()) == before
+    assert numerics() == before
+
+
+def test_an_operation_without_a_deterministic_implementation_is_named_in_one_line(tmp_path, monkeypatch):
+    def step(task, batch, index):  # what torch raises on CUDA for, e.g., adaptive pooling's backward
+        raise RuntimeError("adaptive_avg_pool2d_backward_cuda does not have a deterministic implementation, but you set "
+                           "'torch.use_deterministic_algorithms(True)'. You can turn off determinism just for this operation, ...")
+
+    monkeypatch.setattr(BinaryClassification, "training_step", step)
+    with pytest.raises(ConfigError) as refusal:
+        run_training(tmp_path, "trainer.max_steps=3", "logger=none", "trainer.deterministic=true")
+    assert str(refusal.value) == (
+        "trainer.deterministic=True: adaptive_avg_pool2d_backward_cuda has no deterministic implementation; "
+        "trainer.deterministic=warn runs it with a warning"
+    )
 
 
 @pytest.mark.slow
@@ -113,6 +146,16 @@ def test_cuda_tf32_matmuls_train_as_full_float32_does(tmp_path):
     full = run_training(tmp_path / "highest", *args)
     tf32 = run_training(tmp_path / "high", *args, "trainer.matmul_precision=high")
     assert tf32["val/acc"] > 0.9 and tf32["val/loss"] == pytest.approx(full["val/loss"], rel=0.05)
+
+
+@pytest.mark.gpu
+@cuda
+def test_cuda_runs_with_deterministic_algorithms_end_equal_bit_for_bit(tmp_path):
+    args = ["experiment=cnn_digits", "trainer.max_epochs=2", "trainer.device=cuda", "trainer.deterministic=true", "logger=none"]
+    first, second = (run_training(tmp_path / name, *args) for name in ("first", "second"))
+    weights = [load_checkpoint(tmp_path / name / "checkpoints" / "last.ckpt")["model"] for name in ("first", "second")]
+    assert first["val/loss"] == second["val/loss"]
+    assert all(torch.equal(weights[0][key], weights[1][key]) for key in weights[0])
 
 
 @pytest.mark.gpu

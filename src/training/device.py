@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from typing import ContextManager, Iterator
 
 import torch
@@ -66,6 +67,40 @@ def matmul_precision(setting: str, device: torch.device | None = None) -> Iterat
         yield
     finally:
         torch.set_float32_matmul_precision(before)
+
+
+@contextlib.contextmanager
+def deterministic_algorithms(setting: bool | str) -> Iterator[None]:
+    """``true``: torch's deterministic algorithms only, for the while (an operation without one stops the run);
+    ``warn``: the same, but such an operation runs on with a warning; ``false``: torch's settings as they are.
+
+    On CUDA that is also cuDNN's convolutions (none chosen by timing them: ``benchmark`` off) and cuBLAS,
+    which torch runs deterministically only with ``CUBLAS_WORKSPACE_CONFIG`` set (``:4096:8`` unless it is).
+    The CPU's operations are deterministic already; torch then fills new tensors' memory with NaN, a small cost.
+    """
+    if setting is False:
+        yield
+        return
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(), torch.backends.cudnn.benchmark
+    workspace_was_set = "CUBLAS_WORKSPACE_CONFIG" in os.environ
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=setting == "warn")
+    torch.backends.cudnn.benchmark = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])
+        torch.backends.cudnn.benchmark = before[2]
+        if not workspace_was_set:
+            del os.environ["CUBLAS_WORKSPACE_CONFIG"]
+
+
+@contextlib.contextmanager
+def numerics(detect_anomaly: bool, matmul: str, deterministic: bool | str, device: torch.device | None = None) -> Iterator[None]:
+    """A run's numerical settings, which are torch's global ones, for the while: ``trainer.detect_anomaly``,
+    ``trainer.matmul_precision`` and ``trainer.deterministic``."""
+    with torch.autograd.set_detect_anomaly(detect_anomaly), matmul_precision(matmul, device), deterministic_algorithms(deterministic):
+        yield
 
 
 def to_channels_last(module: torch.nn.Module) -> None:

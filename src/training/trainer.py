@@ -27,7 +27,7 @@ from src.training import distributed
 from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
 from src.training.divergence import step_loss_windows, stop_if_diverged
-from src.training.device import MATMUL_PRECISIONS, PRECISIONS, matmul_precision, precision_tools, resolve_device, to_channels_last
+from src.training.device import MATMUL_PRECISIONS, PRECISIONS, numerics, precision_tools, resolve_device, to_channels_last
 from src.training.gradients import accumulated_sizes, backward_pass
 from src.training.logger import Logger
 from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
@@ -68,6 +68,7 @@ class Trainer:
         "detect_anomaly": boolean,
         "compile": boolean,
         "matmul_precision": one_of(*MATMUL_PRECISIONS),
+        "deterministic": Rule(lambda value: value in (True, False, "warn"), "true, false or warn"),
         "channels_last": boolean | auto,
     }
 
@@ -101,6 +102,7 @@ class Trainer:
         detect_anomaly: bool = False,
         compile: bool = False,
         matmul_precision: str = "highest",
+        deterministic: bool | str = False,
         channels_last: bool | str = "auto",
     ) -> None:
         check_arguments("trainer", locals(), self.RULES)
@@ -122,7 +124,8 @@ class Trainer:
         bar = progress_bar is True or (progress_bar == "auto" and sys.stderr.isatty())
         if bar or log_every_seconds:
             self.callbacks.append(Progress(bar, log_every_seconds))
-        self.detect_anomaly, self.compile, self.matmul_precision = detect_anomaly, compile, matmul_precision
+        self.numerics = detect_anomaly, matmul_precision, deterministic
+        self.compile = compile
         # Convolutions run faster on CUDA with channels-last tensors; only 4-D tensors change.
         self.channels_last = self.device.type == "cuda" if channels_last == "auto" else channels_last
 
@@ -186,7 +189,7 @@ class Trainer:
         # What callbacks add to every check (and to the test at the end): functions of the splits' names.
         self.evaluations: list[Callable[[list[str]], dict[str, Tensor]]] = []
         self.interrupted_by: str | None = None
-        with torch.autograd.set_detect_anomaly(self.detect_anomaly), matmul_precision(self.matmul_precision, self.device):
+        with numerics(*self.numerics, self.device):
             try:
                 for hook in self.hooks["on_fit_start"]:
                     hook(self)

@@ -66,9 +66,9 @@ def out_of_memory(error: RuntimeError, config: DictConfig) -> UserError | None:
 def without_determinism(error: RuntimeError) -> UserError | None:
     """For an operation that torch refuses under ``trainer.deterministic=true``, one line naming it; else None."""
     refused = re.match(r"(\S+) does not have a deterministic implementation", str(error))
-    return refused and ConfigError(
-        "trainer.deterministic", True, f"{refused.group(1)} has no deterministic implementation; trainer.deterministic=warn runs it with a warning"
-    )
+    if refused is None:
+        return None
+    return ConfigError("trainer.deterministic", True, f"{refused.group(1)} has no deterministic implementation; trainer.deterministic=warn runs it with a warning")
 
 
 def make_run_folder(config: DictConfig) -> Path:

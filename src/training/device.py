@@ -76,7 +76,8 @@ def deterministic_algorithms(setting: bool | str) -> Iterator[None]:
 
     On CUDA that is also cuDNN's convolutions (none chosen by timing them: ``benchmark`` off) and cuBLAS,
     which torch runs deterministically only with ``CUBLAS_WORKSPACE_CONFIG`` set (``:4096:8`` unless it is).
-    The CPU's operations are deterministic already; torch then fills new tensors' memory with NaN, a small cost.
+    The CPU's operations are deterministic already; torch then also fills new tensors' memory with NaN (the
+    default job's time: within noise).
     """
     if setting is False:
         yield

@@ -63,20 +63,29 @@ def run(main: Callable[[], Any], config_name: str) -> None:
 
 
 def explain_refusal(args: list[str], config_name: str) -> str | None:
-    """The first override on the command line that names no option of its group or no key of the config."""
+    """The first override on the command line that Hydra cannot read, or that names no option of its group or no key
+    of the config."""
     try:
-        return _first_unknown(args, config_name)
+        return _first_refused(args, config_name)
     except Exception:  # noqa: BLE001 - an explanation is a courtesy; Hydra's own text follows in any case
         return None
 
 
-def _first_unknown(args: list[str], config_name: str) -> str | None:
+def _first_refused(args: list[str], config_name: str) -> str | None:
     from hydra import compose, initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
     from omegaconf import DictConfig
 
-    overrides = OverridesParser.create().parse_overrides([arg for arg in args if not arg.startswith("-")])
+    parser, args = OverridesParser.create(), [arg for arg in args if not arg.startswith("-")]
+    for arg in args:
+        try:
+            parser.parse_overrides([arg])
+        except OverrideParseException:
+            key, _, value = arg.partition("=")
+            return f"{arg}: Hydra's override grammar cannot read it (a bracket not closed, or a character it takes only in quotes: '{key}=\"{value}\"')"
+    overrides = parser.parse_overrides(args)
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()

@@ -130,6 +130,23 @@ def test_a_csv_delimiter_is_one_character_and_a_command_line_writes_a_tab_as_bac
         run_training(tmp_path / "a", *ONE_STEP, "data=csv", f"data.path={path}", "data.target=label", "data.delimiter=ab")
     metrics = run_training(tmp_path / "b", *ONE_STEP, "data=csv", f"data.path={path}", "data.target=label", "data.delimiter=\\t")
     assert metrics["step"] == 1  # read as three columns: the header's a, b and label
+    path = csv_file(CSV_OK.replace(",", ";"), "data.csv")  # Hydra reads a semicolon only in quotes
+    metrics = run_training(tmp_path / "c", *ONE_STEP, "data=csv", f"data.path={path}", "data.target=label", 'data.delimiter=";"')
+    assert metrics["step"] == 1
+
+
+@pytest.mark.parametrize(
+    "override, first_line",
+    [
+        ("data.delimiter=;", """error: data.delimiter=;: Hydra's override grammar cannot read it (a bracket not closed, or a character it takes only in quotes: 'data.delimiter=";"')"""),
+        ("model.hidden=[4,", """error: model.hidden=[4,: Hydra's override grammar cannot read it (a bracket not closed, or a character it takes only in quotes: 'model.hidden="[4,"')"""),
+    ],
+)
+def test_an_override_hydra_cannot_read_gets_one_line_saying_how_to_write_it(tmp_path, override, first_line):
+    result = run_cli("src.train", "data=csv", override, f"paths.log_dir={tmp_path}")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == first_line and "See https://hydra.cc/docs" in result.stderr  # Hydra's own text below
 
 
 def test_missing_csv_file(tmp_path):

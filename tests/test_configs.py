@@ -1,8 +1,13 @@
 """Every option of every config group composes, builds and trains a step."""
 
 import json
+import os
+import re
+import shlex
 
 import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from src import REPO_ROOT
 from tests.conftest import DATA_FILES, make_config, run_training
@@ -93,3 +98,32 @@ def test_a_config_is_emitted_once_and_its_text_follows_each_change_of_value_type
     # 1, True and 1.0 are equal in Python, not in yaml; key order shows in the text.
     for changed in ({"a": 1}, {"a": True}, {"a": 1.0}, {"a": "1"}, {"a": 1}, {"a": 1, "b": 2}, {"b": 2, "a": 1}):
         assert config_text.config_yaml(changed) == OmegaConf.to_yaml(changed)
+
+
+def readme_commands() -> list[tuple[str, list[str]]]:
+    """Each `python -m src.train|src.lr_find ...` in the README's code blocks and inline code, as the shell
+    would pass its arguments (the lines with <placeholders> left out)."""
+    text = (REPO_ROOT / "README.md").read_text()
+    lines = [line for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines()]
+    lines += re.findall(r"`((?:\.venv/bin/)?python -m src\.\w+ [^`]*)`", text)
+    commands = []
+    for line in lines:
+        found = re.search(r"python -m src\.(train|lr_find)\b(.*)", line.split(" #")[0])
+        if found and "<" not in found.group(2):
+            commands.append((found.group(1), [arg for arg in shlex.split(os.path.expandvars(found.group(2))) if arg != "-m"]))
+    return commands
+
+
+# All but the README's guide to adding one's own model, data and task: those files are the reader's to write.
+README_COMMANDS = [(entry, args) for entry, args in readme_commands() if "model=my_model" not in args]
+
+
+@pytest.mark.parametrize(("entry", "args"), README_COMMANDS, ids=[" ".join([entry, *args]) for entry, args in README_COMMANDS])
+def test_every_command_in_the_readme_composes(tmp_path, entry, args):
+    """Hydra reads its overrides, and each names an option or key that exists (a sweep by its first value)."""
+    overrides = []
+    for override in OverridesParser.create().parse_overrides(args):
+        first = next(iter(override.sweep_string_iterator())) if override.is_sweep_override() else None
+        overrides.append(override.input_line if first is None else f"{override.get_key_element()}={first}")
+    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
+        compose(entry, overrides=overrides, return_hydra_config=True)

@@ -95,3 +95,28 @@ def test_weighted_shards_average_to_the_global_batch_mean():
     assert shard_weights(100, 20, 1, 2) is None  # every batch splits evenly
     with pytest.raises(ConfigError, match=r"optimizer.batch_size.*below the number of processes \(2\)"):
         shard_weights(100, 1, 0, 2)
+
+
+# A CNN with batch norm (2 layers), without dropout (each rank would draw its own masks); 1,149 training rows:
+# batches of 64 split 32/32 between the ranks, the epoch's last batch of 61 rows 31/30.
+CNN_JOB = ["experiment=cnn_digits", "model.channels=[4,8]", "model.hidden=[16]", "model.dropout=0", "optimizer.batch_size=64",
+           "trainer.max_epochs=2", "logger=none"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_batch_norm_under_torchrun_normalizes_over_every_ranks_rows_as_one_process_does(tmp_path, seeds):
+    runs = {}
+    for name, command in (("one", [sys.executable, "-m", "src.train"]), ("two", TORCHRUN)):
+        result = subprocess.run(
+            [*command, *CNN_JOB, f"trainer.seeds={seeds}", f"paths.log_dir={tmp_path / name}"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        (runs[name],) = (tmp_path / name / "cnn_digits").iterdir()  # the experiment names its runs
+    a, b = (load_checkpoint(runs[name] / "checkpoints" / "last.ckpt")["model"] for name in ("one", "two"))
+    assert any("running_var" in name for name in a)
+    for name in a:  # the running statistics too: every rank's, as one process keeps them
+        torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
+    metrics_one, metrics_two = (json.loads((runs[name] / "metrics.json").read_text()) for name in ("one", "two"))
+    assert metrics_two["val/loss"] == pytest.approx(metrics_one["val/loss"], rel=1e-4)

@@ -20,6 +20,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 
+from src.models.synced_batch_norm import batch_norm_over_ranks, normalizes_over_ranks
+
 
 def stack(models: list[nn.Module]) -> nn.Module:
     """One module computing every model of ``models`` (same architecture, different weights)."""
@@ -106,6 +108,8 @@ class StackedConv2d(nn.Module):
 class StackedBatchNorm2d(nn.Module):
     """K batch norms over the grouped layout: channel k×C + c is member k's channel c."""
 
+    synchronized = False  # under torchrun: training statistics over every rank's rows (synced_batch_norm.py)
+
     def __init__(self, norms: list[nn.BatchNorm2d]) -> None:
         super().__init__()
         first = norms[0]
@@ -121,6 +125,10 @@ class StackedBatchNorm2d(nn.Module):
             self.num_batches_tracked.add_(1)
             if momentum is None:  # a cumulative average, as nn.BatchNorm2d computes it
                 momentum = 1.0 / float(self.num_batches_tracked[0])
+            if self.synchronized and normalizes_over_ranks(self):
+                return batch_norm_over_ranks(
+                    x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.flatten(), self.bias.flatten(), momentum, self.eps
+                )
         return F.batch_norm(
             x, self.running_mean.view(-1), self.running_var.view(-1), self.weight.flatten(), self.bias.flatten(),
             self.training, momentum or 0.0, self.eps,

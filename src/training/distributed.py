@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from src.errors import ConfigError
+from src.models.synced_batch_norm import synchronize_batch_norms
 
 
 def world() -> tuple[int, int]:
@@ -51,9 +52,10 @@ def setup(device: torch.device) -> torch.device:
 
 def step_loss(task: torch.nn.Module, world_size: int) -> Callable:
     """What computes a step's loss: the task's training_step, or, over several ranks, the task wrapped to
-    average the gradients (its forward is training_step)."""
+    average the gradients (its forward is training_step), its batch norms normalizing over every rank's rows."""
     if world_size == 1:
         return task.training_step
+    synchronize_batch_norms(task)
     return DistributedDataParallel(task, find_unused_parameters=len(set(task.optimizer_order)) > 1)
 
 

@@ -1,0 +1,88 @@
+"""Batch norm over every rank's rows under torchrun: the global batch's statistics, as one process computes them.
+
+torch's ``SyncBatchNorm`` runs on GPUs only; this runs wherever torch.distributed does (gloo on the CPU,
+nccl on CUDA). Two all-reduces per layer and step, the global mean and then the squared deviations from
+it (the two passes one process makes), each passing the gradients back to every rank: each rank's rows
+get the gradient they get in one process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor, nn
+
+
+class SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over the ranks; its gradient is the sum of theirs (each rank's rows feed every
+    rank's loss). torch.distributed.nn's all_reduce does this, deprecated (torch 2.13 warns) for a private module."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor) -> Tensor:
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, gradient: Tensor) -> Tensor:
+        total = gradient.clone()
+        dist.all_reduce(total)
+        return total
+
+
+def batch_norm_over_ranks(
+    x: Tensor, running_mean: Tensor, running_var: Tensor, weight: Tensor | None, bias: Tensor | None, momentum: float, eps: float
+) -> Tensor:
+    """``F.batch_norm`` in training mode over the rows of every rank (channels on axis 1), in float32 (the
+    rows' count too) whatever the autocast, the output back in the input's type."""
+    given, x = x.dtype, x.float()
+    axes, shape = [0, *range(2, x.dim())], (1, -1, *[1] * (x.dim() - 2))
+    rows = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
+    totals = SumOverRanks.apply(torch.cat([x.sum(axes), rows]))
+    count = totals[-1]
+    mean = totals[:-1] / count
+    centered = x - mean.view(shape)
+    var = SumOverRanks.apply(centered.square().sum(axes)) / count  # biased, as batch norm normalizes
+    with torch.no_grad():
+        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+        running_var.lerp_((var * count / (count - 1)).to(running_var.dtype), momentum)  # unbiased, as torch keeps it
+    normalized = centered * torch.rsqrt(var + eps).view(shape)
+    return (normalized if weight is None else normalized * weight.view(shape) + bias.view(shape)).to(given)
+
+
+def normalizes_over_ranks(module: nn.Module) -> bool:
+    """Whether a batch norm in ``module``'s mode normalizes over every rank: training with gradients on
+    (a forward of rank 0 alone, for a picture or the graph, runs in eval mode or without gradients)."""
+    return module.training and torch.is_grad_enabled() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """A torch batch norm (1-D, 2-D or 3-D) whose training statistics come from every rank's rows."""
+
+    def _check_input_dim(self, x: Tensor) -> None:
+        if x.dim() < 2:
+            raise ValueError(f"expected at least 2-D input (got {x.dim()}-D)")
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not (normalizes_over_ranks(self) and self.track_running_stats):
+            return super().forward(x)
+        self.num_batches_tracked.add_(1)
+        momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        return batch_norm_over_ranks(x, self.running_mean, self.running_var, self.weight, self.bias, momentum, self.eps)
+
+
+def synchronize_batch_norms(module: nn.Module) -> None:
+    """In place: each torch batch norm in ``module`` becomes a SyncedBatchNorm holding the same tensors (the
+    optimizers' parameters, the checkpoints' keys), and stacked members' batch norms are told to synchronize."""
+    for name, child in module.named_children():
+        if type(child) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
+            synced = SyncedBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device="meta")
+            for key, tensor in [*child._parameters.items(), *child._buffers.items()]:
+                setattr(synced, key, tensor)
+            setattr(module, name, synced.train(child.training))
+        else:
+            if hasattr(child, "synchronized"):
+                child.synchronized = True
+            synchronize_batch_norms(child)

@@ -104,18 +104,21 @@ CNN_JOB = ["experiment=cnn_digits", "model.channels=[4,8]", "model.hidden=[16]",
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeds", [1, 2])
-def test_batch_norm_under_torchrun_normalizes_over_every_ranks_rows_as_one_process_does(tmp_path, seeds):
+@pytest.mark.parametrize("seeds, sync", [(1, "true"), (2, "true"), (1, "false")])
+def test_batch_norm_under_torchrun_normalizes_over_every_ranks_rows_as_one_process_does(tmp_path, seeds, sync):
     runs = {}
     for name, command in (("one", [sys.executable, "-m", "src.train"]), ("two", TORCHRUN)):
         result = subprocess.run(
-            [*command, *CNN_JOB, f"trainer.seeds={seeds}", f"paths.log_dir={tmp_path / name}"],
+            [*command, *CNN_JOB, f"trainer.seeds={seeds}", f"trainer.sync_batchnorm={sync}", f"paths.log_dir={tmp_path / name}"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         (runs[name],) = (tmp_path / name / "cnn_digits").iterdir()  # the experiment names its runs
     a, b = (load_checkpoint(runs[name] / "checkpoints" / "last.ckpt")["model"] for name in ("one", "two"))
     assert any("running_var" in name for name in a)
+    if sync == "false":  # each rank's own statistics: near, not at, one process
+        assert max(float((a[name] - b[name]).abs().max()) for name in a) > 1e-3
+        return
     for name in a:  # the running statistics too: every rank's, as one process keeps them
         torch.testing.assert_close(a[name], b[name], rtol=1e-4, atol=1e-5)
     metrics_one, metrics_two = (json.loads((runs[name] / "metrics.json").read_text()) for name in ("one", "two"))

@@ -62,6 +62,7 @@ def a_list(*args, **settings) -> list:
         (["trainer.precision=64"], r"^trainer\.precision=64: must be one of 32, bf16-mixed, 16-mixed$"),
         (["trainer.matmul_precision=low"], r"^trainer\.matmul_precision='low': must be one of highest, high, medium$"),
         (["trainer.deterministic=maybe"], r"^trainer\.deterministic='maybe': must be true, false or warn$"),
+        (["trainer.sync_batchnorm=1"], r"^trainer\.sync_batchnorm=1: must be true or false$"),
         (["data.val_fraction=0.99", "data.test_fraction=0.9"], r"^data\.val_fraction \+ data\.test_fraction=1\.89: must be below 1$"),
         (["data.val_fraction=1.5"], r"^data\.val_fraction=1\.5: must be a number in \[0, 1\)$"),
         # sklearn's stratified split, in the config's words

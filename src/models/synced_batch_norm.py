@@ -1,9 +1,8 @@
 """Batch norm over every rank's rows under torchrun: the global batch's statistics, as one process computes them.
 
 torch's ``SyncBatchNorm`` runs on GPUs only; this runs wherever torch.distributed does (gloo on the CPU,
-nccl on CUDA). Two all-reduces per layer and step, the global mean and then the squared deviations from
-it (the two passes one process makes), each passing the gradients back to every rank: each rank's rows
-get the gradient they get in one process.
+nccl on CUDA). One all-reduce per layer and step forward, and one backward: each rank's rows get the
+gradient they get in one process.
 """
 
 from __future__ import annotations
@@ -36,19 +35,23 @@ def batch_norm_over_ranks(
     x: Tensor, running_mean: Tensor, running_var: Tensor, weight: Tensor | None, bias: Tensor | None, momentum: float, eps: float
 ) -> Tensor:
     """``F.batch_norm`` in training mode over the rows of every rank (channels on axis 1), in float32 (the
-    rows' count too) whatever the autocast, the output back in the input's type."""
+    rows' count too) whatever the autocast, the output back in the input's type.
+
+    One all-reduce of each channel's sum and sum of squares, taken from the running mean (the same on every
+    rank): near the batch's mean, so the variance keeps its digits, as a second pass over the rows would.
+    """
     given, x = x.dtype, x.float()
     axes, shape = [0, *range(2, x.dim())], (1, -1, *[1] * (x.dim() - 2))
+    shifted = x - running_mean.detach().float().view(shape)
     rows = torch.tensor([x.numel() // x.shape[1]], dtype=x.dtype, device=x.device)
-    totals = SumOverRanks.apply(torch.cat([x.sum(axes), rows]))
-    count = totals[-1]
-    mean = totals[:-1] / count
-    centered = x - mean.view(shape)
-    var = SumOverRanks.apply(centered.square().sum(axes)) / count  # biased, as batch norm normalizes
+    totals = SumOverRanks.apply(torch.cat([shifted.sum(axes), shifted.square().sum(axes), rows]))
+    channels, count = x.shape[1], totals[-1]
+    shift_of_mean = totals[:channels] / count
+    var = totals[channels:-1] / count - shift_of_mean.square()  # biased, as batch norm normalizes
+    normalized = (shifted - shift_of_mean.view(shape)) * torch.rsqrt(var + eps).view(shape)
     with torch.no_grad():
-        running_mean.lerp_(mean.to(running_mean.dtype), momentum)
+        running_mean.add_(shift_of_mean.to(running_mean.dtype), alpha=momentum)  # lerp toward the batch mean
         running_var.lerp_((var * count / (count - 1)).to(running_var.dtype), momentum)  # unbiased, as torch keeps it
-    normalized = centered * torch.rsqrt(var + eps).view(shape)
     return (normalized if weight is None else normalized * weight.view(shape) + bias.view(shape)).to(given)
 
 

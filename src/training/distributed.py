@@ -50,12 +50,14 @@ def setup(device: torch.device) -> torch.device:
     return device
 
 
-def step_loss(task: torch.nn.Module, world_size: int) -> Callable:
+def step_loss(task: torch.nn.Module, world_size: int, sync_batchnorm: bool) -> Callable:
     """What computes a step's loss: the task's training_step, or, over several ranks, the task wrapped to
-    average the gradients (its forward is training_step), its batch norms normalizing over every rank's rows."""
+    average the gradients (its forward is training_step), its batch norms normalizing over every rank's
+    rows with ``sync_batchnorm`` (else over each rank's own)."""
     if world_size == 1:
         return task.training_step
-    synchronize_batch_norms(task)
+    if sync_batchnorm:
+        synchronize_batch_norms(task)
     return DistributedDataParallel(task, find_unused_parameters=len(set(task.optimizer_order)) > 1)
 
 

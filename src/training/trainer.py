@@ -69,6 +69,7 @@ class Trainer:
         "compile": boolean,
         "matmul_precision": one_of(*MATMUL_PRECISIONS),
         "deterministic": Rule(lambda value: value in (True, False, "warn"), "true, false or warn"),
+        "sync_batchnorm": boolean,
         "channels_last": boolean | auto,
     }
 
@@ -103,6 +104,7 @@ class Trainer:
         compile: bool = False,
         matmul_precision: str = "highest",
         deterministic: bool | str = False,
+        sync_batchnorm: bool = True,
         channels_last: bool | str = "auto",
     ) -> None:
         check_arguments("trainer", locals(), self.RULES)
@@ -115,8 +117,7 @@ class Trainer:
         self.device = resolve_device(device)
         self.autocast, self.scaler = precision_tools(str(precision), self.device)
         self.gradient_clip_val, self.eval_batch_size, self.train_eval_rows = gradient_clip_val, eval_batch_size, train_eval_rows
-        self.accumulate, self.seeds = accumulate_grad_batches, member_seeds(seed, seeds)
-        self.val_every_n_epochs = val_every_n_epochs
+        self.accumulate, self.seeds, self.val_every_n_epochs = accumulate_grad_batches, member_seeds(seed, seeds), val_every_n_epochs
         self.monitor_setting, self.mode, self.patience, self.min_delta = monitor, mode, patience, min_delta
         self.checkpoint_every_n_steps = checkpoint_every_n_steps or math.inf
         self.checkpoints = RunCheckpoints(self.run_dir, checkpoint_every_n_epochs, checkpoint_every_n_minutes)
@@ -124,8 +125,7 @@ class Trainer:
         bar = progress_bar is True or (progress_bar == "auto" and sys.stderr.isatty())
         if bar or log_every_seconds:
             self.callbacks.append(Progress(bar, log_every_seconds))
-        self.numerics = detect_anomaly, matmul_precision, deterministic
-        self.compile = compile
+        self.numerics, self.compile, self.sync_batchnorm = (detect_anomaly, matmul_precision, deterministic), compile, sync_batchnorm
         # Convolutions run faster on CUDA with channels-last tensors; only 4-D tensors change.
         self.channels_last = self.device.type == "cuda" if channels_last == "auto" else channels_last
 
@@ -157,7 +157,7 @@ class Trainer:
         if self.compile:
             task.model.compile()  # in place: the state_dict keys, and so the checkpoints, stay the same
         self.batch_size, part_size = accumulated_sizes(batch_size, self.accumulate, data.size("train"))
-        self.backward = backward_pass(distributed.step_loss(task, self.world_size), task, self.autocast, self.scaler, part_size)
+        self.backward = backward_pass(distributed.step_loss(task, self.world_size, self.sync_batchnorm), task, self.autocast, self.scaler, part_size)
         self.config = config or {}
         self.data_state = data.spec.state_dict()  # what evaluate and predict need to rebuild the task
         self.optimizers = task.configure_optimizers(make_optimizer)

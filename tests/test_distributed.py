@@ -65,6 +65,19 @@ def test_a_config_mistake_under_torchrun_is_told_once_by_rank_0_and_other_errors
 
 
 @pytest.mark.slow
+def test_accumulated_steps_under_torchrun_equal_one_process(tmp_path):
+    """Steps of 52 rows (4 batches of 13): each rank takes its 26 and goes through them in parts of 13, one
+    all-reduce of the gradients per part."""
+    settings = ["optimizer.batch_size=13", "trainer.accumulate_grad_batches=4", "trainer.max_epochs=4"]
+    one, _ = run([sys.executable, "-m", "src.train"], tmp_path / "one", *settings)
+    two, _ = run(TORCHRUN, tmp_path / "two", *settings)
+    a, b = (load_checkpoint(path / "checkpoints" / "last.ckpt") for path in (one, two))
+    assert a["loop"]["step"] == b["loop"]["step"] == 4 * 5  # 240 rows in steps of 52
+    for name in a["model"]:
+        torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
     batches = "optimizer.batch_size=239"  # each epoch's last batch is one row: rank 1 has none of it
     whole, _ = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)

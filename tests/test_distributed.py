@@ -65,14 +65,20 @@ def test_a_config_mistake_under_torchrun_is_told_once_by_rank_0_and_other_errors
 
 
 @pytest.mark.slow
-def test_accumulated_steps_under_torchrun_equal_one_process(tmp_path):
-    """Steps of 52 rows (4 batches of 13): each rank takes its 26 and goes through them in parts of 13, one
-    all-reduce of the gradients per part."""
-    settings = ["optimizer.batch_size=13", "trainer.accumulate_grad_batches=4", "trainer.max_epochs=4"]
+@pytest.mark.parametrize(
+    "settings, steps",
+    [
+        # Steps of 52 rows (4 batches of 13): each rank takes its 26 and goes through them in 2 parts.
+        (["optimizer.batch_size=13", "trainer.accumulate_grad_batches=4", "trainer.max_epochs=4"], 4 * 5),
+        # Steps of 3 rows: rank 0 holds 2 of them, rank 1 one; both go through one part (2 and 1 would not match).
+        (["optimizer.batch_size=1", "optimizer.lr=0.05", "trainer.accumulate_grad_batches=3", "trainer.max_epochs=1"], 80),
+    ],
+)
+def test_accumulated_steps_under_torchrun_equal_one_process(tmp_path, settings, steps):
     one, _ = run([sys.executable, "-m", "src.train"], tmp_path / "one", *settings)
     two, _ = run(TORCHRUN, tmp_path / "two", *settings)
     a, b = (load_checkpoint(path / "checkpoints" / "last.ckpt") for path in (one, two))
-    assert a["loop"]["step"] == b["loop"]["step"] == 4 * 5  # 240 rows in steps of 52
+    assert a["loop"]["step"] == b["loop"]["step"] == steps
     for name in a["model"]:
         torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-4, atol=1e-5)
 

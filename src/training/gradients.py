@@ -3,10 +3,12 @@ gradients are accumulated."""
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, ContextManager
 
 import torch
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 
 from src.data.datamodule import Batch
 from src.tasks.task import Task
@@ -31,6 +33,7 @@ def backward_pass(
     through in parts, None for one pass. Closures rather than methods: this runs every step, and a
     1-step epoch of the default whole-batch descent lasts 0.1-0.4 ms."""
     stacked = task.members > 1
+    ranks = step_loss if isinstance(step_loss, DistributedDataParallel) else None
     # The last pass's loss, whose spent graph (backward freed its tensors) lives until the next pass has
     # built its own, as a hand-written loop's `loss` does: freed sooner, autograd rebuilds each parameter's
     # gradient accumulator every step (~14,000 instructions a step of the planar MLP; bench/instructions.py).
@@ -48,13 +51,23 @@ def backward_pass(
         return loss.detach()
 
     def in_parts(batch: Batch, index: int, weight: float | None = None) -> Tensor:
-        """The same, summed over parts of ``part_size`` rows, each loss weighted by its share of the rows:
-        the gradients of a batch mean, without holding the whole batch's activations at once."""
+        """The same, summed over parts of about ``part_size`` rows, each loss weighted by its share of the rows:
+        the gradients of a batch mean, without holding the whole batch's activations at once.
+
+        Under DistributedDataParallel every rank goes through as many parts (the fewest any rank needs: each
+        part's forward may hold collectives, synced batch norms') and the gradients are averaged once, after
+        the last part; a rank's share of a step may hold a row more than another's, and so need a part more."""
         rows = 1 if stacked else 0  # the axis of the rows: stacked batches are [members, rows, ...]
         total = task.rows(batch)
-        loss = 0.0
-        for part in zip(*(tensor.split(part_size, rows) for tensor in batch)):
-            loss = loss + one_pass(part, index, task.rows(part) / total * (1.0 if weight is None else weight))
+        count = -(-total // part_size)
+        if ranks is not None:
+            count = torch.tensor(count, device=batch[0].device)
+            torch.distributed.all_reduce(count, torch.distributed.ReduceOp.MIN)
+            count = int(count)
+        loss, parts = 0.0, list(zip(*(tensor.tensor_split(count, rows) for tensor in batch)))
+        for number, part in enumerate(parts, 1):
+            with ranks.no_sync() if ranks is not None and number < len(parts) else contextlib.nullcontext():
+                loss = loss + one_pass(part, index, task.rows(part) / total * (1.0 if weight is None else weight))
         return loss
 
     return one_pass if part_size is None else in_parts

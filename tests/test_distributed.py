@@ -84,6 +84,15 @@ def test_accumulated_steps_under_torchrun_equal_one_process(tmp_path, settings, 
 
 
 @pytest.mark.slow
+def test_a_step_skipped_for_a_nan_loss_on_one_rank_is_skipped_on_every_rank(tmp_path):
+    script = [*TORCHRUN[:-2], str(Path(__file__).with_name("torchrun_nan_on_rank_0.py"))]
+    run_dir, printed = run(script, tmp_path, "trainer.on_nonfinite_loss=skip", "trainer.max_epochs=3")
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert saved["loop"]["step"] == 15  # 5 batches of 59 an epoch, the skipped one counted
+    assert all(torch.isfinite(tensor).all() for tensor in saved["model"].values())  # no rank stepped on NaN gradients
+
+
+@pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
     batches = "optimizer.batch_size=239"  # each epoch's last batch is one row: rank 1 has none of it
     whole, _ = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)

@@ -77,6 +77,15 @@ def shard_weights(rows: int, batch_size: int | None, rank: int, world: int) -> t
     return None if full % world == 0 and last % world == 0 else (weight(full), weight(last))
 
 
+def all_finite(loss: torch.Tensor) -> bool:
+    """Whether a step's loss is finite, on every rank under torchrun (a device sync, and then a collective):
+    the gradients were averaged, so a step that one rank skips must be skipped by all."""
+    finite = torch.isfinite(loss).all().to(torch.int32)  # gloo reduces no booleans
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
+    return bool(finite)
+
+
 def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
     return tensor / dist.get_world_size()

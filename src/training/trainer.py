@@ -243,7 +243,7 @@ class Trainer:
                     optimizer = self.optimizers[index]
                     optimizer.zero_grad(set_to_none=True)
                     loss = backward(batch, index, weight)  # one per member when stacked
-                    if skip_nonfinite and not bool(torch.isfinite(loss).all()):  # a device sync: only when asked for
+                    if skip_nonfinite and not distributed.all_finite(loss):  # a device sync: only when asked for
                         log.warning(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")
                         recorded[index].append(loss.detach().nan_to_num(0.0, 0.0, 0.0))
                         continue

@@ -86,7 +86,7 @@ def test_accumulated_steps_under_torchrun_equal_one_process(tmp_path, settings, 
 @pytest.mark.slow
 def test_a_step_skipped_for_a_nan_loss_on_one_rank_is_skipped_on_every_rank(tmp_path):
     script = [*TORCHRUN[:-2], str(Path(__file__).with_name("torchrun_nan_on_rank_0.py"))]
-    run_dir, printed = run(script, tmp_path, "trainer.on_nonfinite_loss=skip", "trainer.max_epochs=3")
+    run_dir, _ = run(script, tmp_path, "trainer.on_nonfinite_loss=skip", "trainer.max_epochs=3")
     saved = load_checkpoint(run_dir / "checkpoints" / "last.ckpt")
     assert saved["loop"]["step"] == 15  # 5 batches of 59 an epoch, the skipped one counted
     assert all(torch.isfinite(tensor).all() for tensor in saved["model"].values())  # no rank stepped on NaN gradients
@@ -125,8 +125,8 @@ def test_weighted_shards_average_to_the_global_batch_mean():
         shard_weights(100, 1, 0, 2)
 
 
-# A CNN with batch norm (2 layers), without dropout (each rank would draw its own masks); 1,149 training rows:
-# batches of 64 split 32/32 between the ranks, the epoch's last batch of 61 rows 31/30.
+# A CNN with batch norm (2 layers), without dropout (each rank would draw its own masks); 1,167 training rows:
+# batches of 64 split 32/32 between the ranks, the epoch's last batch of 15 rows 8/7.
 CNN_JOB = ["experiment=cnn_digits", "model.channels=[4,8]", "model.hidden=[16]", "model.dropout=0", "optimizer.batch_size=64",
            "trainer.max_epochs=2", "logger=none"]
 

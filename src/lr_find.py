@@ -11,6 +11,7 @@ same curve; no checkpoint, no trained model: the test leaves nothing a later run
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -53,9 +54,10 @@ class RangeTest:
         return None
 
 
-def trainer_setting(config: DictConfig, key: str, default: Any) -> Any:
-    """``trainer.<key>``, which the range test follows as training would (device, precision, numerics,
-    gradient clipping and accumulation), checked by the trainer's own rule."""
+def trainer_setting(config: DictConfig, key: str) -> Any:
+    """``trainer.<key>`` (else the Trainer's default), which the range test follows as training would (device,
+    precision, numerics, gradient clipping and accumulation), checked by the trainer's own rule."""
+    default = inspect.signature(Trainer).parameters[key].default
     return check(f"trainer.{key}", config.trainer.get(key, default), Trainer.RULES[key])
 
 
@@ -69,10 +71,10 @@ def range_test(config: DictConfig) -> RangeTest:
     if len(member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))) > 1:
         raise ConfigError("trainer.seeds", config.trainer.seeds, "the range test trains one model: leave it at 1")
     data, task, make_optimizer, batch_size = build_training(config)
-    device = resolve_device(trainer_setting(config, "device", "auto"))
-    autocast, scaler = precision_tools(str(trainer_setting(config, "precision", "32")), device)
-    clip = trainer_setting(config, "gradient_clip_val", None)
-    accumulate = trainer_setting(config, "accumulate_grad_batches", 1)
+    device = resolve_device(trainer_setting(config, "device"))
+    autocast, scaler = precision_tools(str(trainer_setting(config, "precision")), device)
+    clip = trainer_setting(config, "gradient_clip_val")
+    accumulate = trainer_setting(config, "accumulate_grad_batches")
     batch_size, part_size = accumulated_sizes(batch_size, accumulate, data.size("train"))
     backward = backward_pass(task.training_step, task, autocast, scaler, part_size)
     task.to(device)
@@ -165,8 +167,7 @@ def plot(test: RangeTest, width: int = 640, height: int = 400) -> Image.Image:
 
 def lr_find(config: DictConfig) -> RangeTest:
     run_dir = make_run_folder(config)
-    defaults = {"detect_anomaly": False, "matmul_precision": "highest", "deterministic": False}
-    with numerics(*(trainer_setting(config, key, default) for key, default in defaults.items())):
+    with numerics(*(trainer_setting(config, key) for key in ("detect_anomaly", "matmul_precision", "deterministic"))):
         test = range_test(config)
     with open(run_dir / "lr_find.csv", "w", newline="") as file:
         writer = csv.writer(file)

@@ -77,13 +77,20 @@ def shard_weights(rows: int, batch_size: int | None, rank: int, world: int) -> t
     return None if full % world == 0 and last % world == 0 else (weight(full), weight(last))
 
 
+def least_over_ranks(value: int, device: torch.device) -> int:
+    """The least of the ranks' ``value`` under torchrun (a collective, on ``device`` as the backend wants);
+    ``value`` itself in one process."""
+    if not (dist.is_initialized() and dist.get_world_size() > 1):
+        return value
+    least = torch.tensor(value, device=device)
+    dist.all_reduce(least, op=dist.ReduceOp.MIN)
+    return int(least)
+
+
 def all_finite(loss: torch.Tensor) -> bool:
     """Whether a step's loss is finite, on every rank under torchrun (a device sync, and then a collective):
     the gradients were averaged, so a step that one rank skips must be skipped by all."""
-    finite = torch.isfinite(loss).all().to(torch.int32)  # gloo reduces no booleans
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.all_reduce(finite, op=dist.ReduceOp.MIN)
-    return bool(finite)
+    return bool(least_over_ranks(int(torch.isfinite(loss).all()), loss.device))
 
 
 def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:

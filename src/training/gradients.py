@@ -12,6 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from src.data.datamodule import Batch
 from src.tasks.task import Task
+from src.training.distributed import least_over_ranks
 
 Backward = Callable[[Batch, int], Tensor]
 
@@ -59,11 +60,7 @@ def backward_pass(
         the last part; a rank's share of a step may hold a row more than another's, and so need a part more."""
         rows = 1 if stacked else 0  # the axis of the rows: stacked batches are [members, rows, ...]
         total = task.rows(batch)
-        count = -(-total // part_size)
-        if ranks is not None:
-            count = torch.tensor(count, device=batch[0].device)
-            torch.distributed.all_reduce(count, torch.distributed.ReduceOp.MIN)
-            count = int(count)
+        count = least_over_ranks(-(-total // part_size), batch[0].device)
         loss, parts = 0.0, list(zip(*(tensor.tensor_split(count, rows) for tensor in batch)))
         for number, part in enumerate(parts, 1):
             with ranks.no_sync() if ranks is not None and number < len(parts) else contextlib.nullcontext():

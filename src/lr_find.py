@@ -18,7 +18,6 @@ from typing import Any
 
 import hydra
 import numpy as np
-import torch
 from omegaconf import DictConfig
 from PIL import Image, ImageDraw
 
@@ -27,7 +26,7 @@ from src.build import build_training
 from src.errors import ConfigError, UserError, check, number, positive_int, report_user_errors
 from src.run_log import log
 from src.training.device import numerics, precision_tools, resolve_device
-from src.training.gradients import accumulated_sizes, backward_pass
+from src.training.gradients import accumulated_sizes, backward_pass, optimizer_step
 from src.train import make_run_folder
 from src.training.seeds import member_seeds
 from src.training.trainer import Trainer
@@ -94,11 +93,7 @@ def range_test(config: DictConfig) -> RangeTest:
                 group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
             loss = backward(batch, 0)
-            if clip is not None:
-                scaler.unscale_(optimizer)
-                torch.nn.utils.clip_grad_norm_(task.parameters(), clip)
-            scaler.step(optimizer)
-            scaler.update()
+            optimizer_step(optimizer, scaler, clip)
             value = float(loss)
             average = beta * average + (1 - beta) * value
             smoothed = average / (1 - beta ** (len(result.lrs) + 1))

@@ -1,5 +1,5 @@
 """One optimizer's gradients from one batch: under the precision's autocast, scaled, and in parts when
-gradients are accumulated."""
+gradients are accumulated; and the step they make."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from src.tasks.task import Task
 from src.training.distributed import least_over_ranks
 
 Backward = Callable[[Batch, int], Tensor]
+ClipGradNorm = Callable[[list[Tensor], float], object]
 
 
 def accumulated_sizes(batch_size: int | None, accumulate: int, train_rows: int) -> tuple[int | None, int | None]:
@@ -68,3 +69,18 @@ def backward_pass(
         return loss
 
     return one_pass if part_size is None else in_parts
+
+
+def optimizer_step(
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    clip: float | None,
+    clip_grad_norm: ClipGradNorm = torch.nn.utils.clip_grad_norm_,
+) -> None:
+    """Step on the gradients backward left: clipped to norm ``clip`` (when given) once unscaled, skipped by the
+    scaler when they hold an inf or NaN under 16-bit precision, whose loss scale it then updates."""
+    if clip is not None:
+        scaler.unscale_(optimizer)
+        clip_grad_norm([p for group in optimizer.param_groups for p in group["params"]], clip)
+    scaler.step(optimizer)
+    scaler.update()

@@ -28,7 +28,7 @@ from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
 from src.training.divergence import step_loss_windows, stop_if_diverged
 from src.training.device import MATMUL_PRECISIONS, PRECISIONS, numerics, precision_tools, resolve_device, to_channels_last
-from src.training.gradients import accumulated_sizes, backward_pass
+from src.training.gradients import accumulated_sizes, backward_pass, optimizer_step
 from src.training.logger import Logger
 from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
 from src.training.monitor import Monitor
@@ -247,11 +247,7 @@ class Trainer:
                         log.warning(f"step {state.step + 1}: train/{task.loss_names[index]} is {loss.detach().tolist()}, step skipped")
                         recorded[index].append(loss.detach().nan_to_num(0.0, 0.0, 0.0))
                         continue
-                    if clip is not None:
-                        scaler.unscale_(optimizer)
-                        clip_grad_norm([p for group in optimizer.param_groups for p in group["params"]], clip)
-                    scaler.step(optimizer)
-                    scaler.update()
+                    optimizer_step(optimizer, scaler, clip, clip_grad_norm)
                     recorded[index].append(loss)
                 for scheduler in self.step_schedulers:
                     scheduler.step()

@@ -97,8 +97,33 @@ def test_gan_steps_move_the_generator_towards_the_data(tmp_path):
 def test_images_for_a_model_of_vectors_and_vectors_for_a_cnn_are_refused(tmp_path):
     with pytest.raises(UserError, match=r"^model='cnn': needs image data shaped C×H×W; these inputs are shaped \(2,\)"):
         run_training(tmp_path, "model=cnn", *ONE_STEP)
-    with pytest.raises(UserError, match=r"^model='rnn': needs sequences shaped T×F; these inputs are shaped \(64,\)"):
+    with pytest.raises(UserError, match=r"^model='rnn': needs sequences shaped T×F or pictures shaped C×H×W \(read row by row\); "
+                                        r"these inputs are shaped \(64,\)"):
         run_training(tmp_path, "model=rnn", "data=digits", *ONE_STEP)
+
+
+def test_the_rnn_reads_a_picture_row_by_row_as_it_reads_the_rows_given_as_a_sequence(tmp_path):
+    # Unstandardized, the digits as 1×8×8 pictures and as 8 rows of 8 pixels hold the same numbers.
+    args = ["model=rnn", "data=digits", "data.standardize=false", "optimizer=adam", "trainer.max_steps=6", "logger=none"]
+    rows = run_training(tmp_path / "rows", *args, "data.layout=sequence")
+    pictures = run_training(tmp_path / "pictures", *args, "data.layout=image")
+    for name in ("train/loss", "val/loss", "test/loss", "test/acc"):
+        assert pictures[name] == pytest.approx(rows[name], rel=1e-6)
+    model = RNN((3, 5, 4), 2, hidden_size=6)  # 3 channels: step t reads row t of each channel, 3·4 values
+    x = torch.randn(7, 3, 5, 4)
+    assert torch.equal(model(x), model(torch.cat([x[:, 0], x[:, 1], x[:, 2]], dim=-1)))
+
+
+@pytest.mark.parametrize(("data", "steps", "values"), [("mnist", 28, 28), ("cifar10", 32, 96)])
+def test_the_rnn_trains_on_published_pictures_a_row_a_step(tmp_path, data, steps, values):
+    metrics = run_training(tmp_path, "model=rnn", f"data={data}", "model.hidden_size=16", "trainer.max_steps=3", "logger=none")
+    weights = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)["model"]
+    assert weights["model.rnn.weight_ih_l0"].shape == (4 * 16, values) and metrics["step"] == 3
+    seen = []
+    model = RNN((1 if data == "mnist" else 3, steps, steps), 10, hidden_size=16)
+    model.rnn.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape))
+    model(torch.zeros(2, 1 if data == "mnist" else 3, steps, steps))
+    assert seen == [(2, steps, values)]
 
 
 RING = torch.tensor([[2 * torch.cos(torch.tensor(2 * torch.pi * k / 8)), 2 * torch.sin(torch.tensor(2 * torch.pi * k / 8))] for k in range(8)])

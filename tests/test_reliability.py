@@ -229,6 +229,13 @@ def test_nan_loss_stops_naming_the_step(tmp_path, monkeypatch):
     assert load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["loop"]["step"] == 100
 
 
+def test_a_loss_not_finite_before_any_update_points_at_the_initial_weights_not_the_lr(tmp_path):
+    with pytest.raises(UserError, match=r"^train/loss became nan at step 1; the run is stopped \(the loss of the initial weights, "
+                                        r"before any update: look at model\.init and model\.init_std, and at the data's scale\); "
+                                        r"no checkpoint was written before it$"):
+        run_training(tmp_path, "model=mlp", "activation=relu", "model.init=normal", "model.init_std=1e30", "logger=none")
+
+
 def test_nan_loss_step_is_skipped_when_configured(tmp_path, monkeypatch, capsys):
     nan_at_step(monkeypatch, 137)
     metrics = run_training(tmp_path, "trainer.max_steps=300", "trainer.on_nonfinite_loss=skip", "logger=none")

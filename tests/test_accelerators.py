@@ -176,3 +176,11 @@ def test_cnn_on_cuda_with_channels_last_and_compile(tmp_path):
         "logger=none",
     )
     assert metrics["test/acc"] >= 0.97
+
+
+@pytest.mark.gpu
+@cuda
+def test_rnn_reads_channels_last_pictures_on_cuda_row_by_row(tmp_path):
+    # On CUDA the digits as 1×8×8 pictures are channels-last; the LSTM reads their rows as rnn_digits reads sequences.
+    metrics = run_training(tmp_path, "experiment=rnn_digits", "data.layout=image", "trainer.device=cuda", "logger=none")
+    assert metrics["test/acc"] >= 0.95

@@ -22,8 +22,9 @@ from src.build import build_from_checkpoint
 from src.data.csv_table import feature_matrix, read_rows
 from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
 from src.data.spec import DataSpec
-from src.errors import ConfigError, UserError, check, integer, report_user_errors, setting
+from src.errors import ConfigError, UserError, check, integer, null, one_of, positive_int, report_user_errors, setting
 from src.run_log import log
+from src.training.device import DEVICES, out_of_memory_in_one_line, resolve_device
 
 
 def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]:
@@ -39,14 +40,18 @@ def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]
     return list(range(width))
 
 
-def predict(ckpt_path: str | None, input: str | None, output: str, member: int | None = None) -> int:
+def predict(
+    ckpt_path: str | None, input: str | None, output: str, member: int | None = None, device: str = "auto", eval_batch_size: int | None = None
+) -> int:
     for key, value in (("ckpt_path", ckpt_path), ("input", input)):
         if value is None:
             raise ConfigError(key, value, "is required: python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv>")
     if member is not None:
         check("member", member, integer)
+    where = resolve_device(check("device", device, one_of(*DEVICES)), "device")
+    check("eval_batch_size", eval_batch_size, positive_int | null)
     task, spec, config = build_from_checkpoint(ckpt_path, member)
-    task = task.solo_view()
+    task = task.solo_view().to(where)
     path = Path(input).expanduser()
     files = _picture_files(path, spec, input)
     if files is not None:
@@ -59,10 +64,12 @@ def predict(ckpt_path: str | None, input: str | None, output: str, member: int |
         columns = _feature_columns(header, spec, path)
         features = torch.from_numpy(feature_matrix(path, header, body, columns)).float().reshape(len(body), *spec.input_shape)
         names, shown = [header[c] for c in columns], [[row[c] for _, row in body] for c in columns]  # the cells' own text
-    try:  # in parts of the run's trainer.eval_batch_size rows: a folder of pictures through a CNN fills any memory at once
-        parts = [task.prediction_columns(rows) for rows in spec.scale(features).split(config.trainer.eval_batch_size)]
-    except UserError as error:
-        raise UserError(f"{setting('ckpt_path', ckpt_path)}: {error}") from None
+    batch_size = eval_batch_size or config.trainer.eval_batch_size
+    with out_of_memory_in_one_line(where, batch_size):
+        try:  # in parts (the run's trainer.eval_batch_size rows): a folder of pictures through a CNN fills any memory at once
+            parts = [task.prediction_columns(rows.to(where)) for rows in spec.scale(features).split(batch_size)]
+        except UserError as error:
+            raise UserError(f"{setting('ckpt_path', ckpt_path)}: {error}") from None
     predicted = {column: [value for part in parts for value in part[column]] for column in parts[0]}
     try:
         with open(output, "w", newline="") as handle:
@@ -94,7 +101,9 @@ def _picture_files(path: Path, spec: DataSpec, given: str) -> list[Path] | None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(config: DictConfig) -> None:
-    count = report_user_errors(lambda: predict(config.ckpt_path, config.input, config.output, config.member))
+    count = report_user_errors(
+        lambda: predict(config.ckpt_path, config.input, config.output, config.member, config.device, config.eval_batch_size)
+    )
     log.info(f"{count} prediction{'s' if count != 1 else ''} written to {config.output}")
 
 

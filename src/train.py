@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
@@ -22,6 +21,7 @@ from src.errors import ConfigError, UserError, report_user_errors, setting
 from src.run_log import log
 from src.training.callbacks import Callback
 from src.training.checkpoint import FAILED, write_durably
+from src.training.device import allocation_failure
 from src.training.distributed import is_main_process
 from src.training.logger import Logger
 from src.training.seeds import in_words
@@ -52,12 +52,11 @@ def train(config: DictConfig) -> dict[str, float]:
 def out_of_memory(error: RuntimeError, config: DictConfig) -> UserError | None:
     """For an allocation that failed (CUDA's or MPS's OutOfMemoryError, the CPU allocator's error), one line
     naming the settings that make a run smaller; None for any other error."""
-    if not isinstance(error, torch.OutOfMemoryError) and "can't allocate memory" not in str(error):
+    if (failure := allocation_failure(error)) is None:
         return None
-    tried = re.search(r"tried to allocate ([\d.]+ \w+)", str(error), re.IGNORECASE)
     batch, eval_batch = config.optimizer.get("batch_size"), config.trainer.get("eval_batch_size")
     return UserError(
-        f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}: lower optimizer.batch_size "
+        f"{failure}: lower optimizer.batch_size "
         f"(now {'null, the whole split' if batch is None else batch}) or trainer.eval_batch_size (now {eval_batch}), "
         "or set trainer.accumulate_grad_batches or trainer.precision=bf16-mixed; the checkpoints written so far are kept"
     )

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from src.errors import ConfigError
+from src.evaluate import evaluate
 from src.tasks.classification import BinaryClassification
 from src.training.callbacks import Callback
 from src.training.checkpoint import load_checkpoint
@@ -184,3 +185,12 @@ def test_rnn_reads_channels_last_pictures_on_cuda_row_by_row(tmp_path):
     # On CUDA the digits as 1×8×8 pictures are channels-last; the LSTM reads their rows as rnn_digits reads sequences.
     metrics = run_training(tmp_path, "experiment=rnn_digits", "data.layout=image", "trainer.device=cuda", "logger=none")
     assert metrics["test/acc"] >= 0.95
+
+
+@pytest.mark.gpu
+@cuda
+def test_evaluate_and_predict_on_cuda_give_the_cpus_numbers(tmp_path):
+    run_training(tmp_path, "experiment=cnn_digits", "trainer.max_epochs=2", "logger=none")  # written from the GPU
+    checkpoint = str(tmp_path / "checkpoints" / "best.ckpt")
+    on_cpu, on_gpu = evaluate(checkpoint, device="cpu"), evaluate(checkpoint, device="cuda")
+    assert on_gpu["test/loss"] == pytest.approx(on_cpu["test/loss"], rel=1e-4) and on_gpu["test/acc"] == pytest.approx(on_cpu["test/acc"], abs=0.003)

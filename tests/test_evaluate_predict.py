@@ -4,10 +4,12 @@ import csv
 import json
 
 import pytest
+import torch
 
 from src.errors import UserError
 from src.evaluate import evaluate
 from src.predict import predict
+from src.tasks.classification import BinaryClassification
 from tests.conftest import run_training
 
 
@@ -32,6 +34,53 @@ def test_evaluate_reproduces_the_runs_test_metrics(trained):
     saved = json.loads((run / "out" / "metrics.json").read_text())
     assert saved["test/acc"] == pytest.approx(metrics["test/acc"]) and saved["evaluated_checkpoint"].endswith("best.ckpt")
     assert saved["train/acc"] == metrics["train/acc"]  # the training metrics stay
+
+
+def test_evaluate_and_predict_in_parts_of_eval_batch_size_on_the_cpu_give_the_same_numbers(trained, tmp_path, monkeypatch):
+    run, _, _ = trained
+    checkpoint = str(run / "out" / "checkpoints" / "best.ckpt")
+    whole = evaluate(checkpoint)
+    passes = []
+    real = BinaryClassification.evaluation_step
+    monkeypatch.setattr(BinaryClassification, "evaluation_step", lambda self, batch: passes.append(len(batch[1])) or real(self, batch))
+    parts = evaluate(checkpoint, device="cpu", eval_batch_size=7)
+    assert passes == [7, 2]  # the 9 test rows
+    assert parts["test/acc"] == pytest.approx(whole["test/acc"]) and parts["test/loss"] == pytest.approx(whole["test/loss"], rel=1e-6)
+    new = tmp_path / "new.csv"
+    new.write_text("a,b\n" + "".join(f"{x / 7},{x % 5}\n" for x in range(30)))
+    predict(checkpoint, str(new), str(tmp_path / "whole.csv"))
+    predict(checkpoint, str(new), str(tmp_path / "parts.csv"), device="cpu", eval_batch_size=4)
+    assert (tmp_path / "parts.csv").read_text() == (tmp_path / "whole.csv").read_text()
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ({"device": "gpu"}, "device='gpu': must be one of auto, cpu, cuda, mps"),
+    ({"eval_batch_size": 0}, "eval_batch_size=0: must be a positive integer or null"),
+    *([] if torch.cuda.is_available() else [({"device": "cuda"}, "device='cuda': CUDA is not available on this machine; use auto or cpu")]),
+])
+def test_a_device_or_part_size_that_cannot_be_is_refused_in_one_line(trained, tmp_path, override, message):
+    run, _, _ = trained
+    checkpoint = str(run / "out" / "checkpoints" / "best.ckpt")
+    for command in (lambda: evaluate(checkpoint, **override), lambda: predict(checkpoint, str(run / "train.csv"), str(tmp_path / "p.csv"), **override)):
+        with pytest.raises(UserError) as error:
+            command()
+        assert str(error.value) == message
+
+
+def test_running_out_of_memory_while_evaluating_or_predicting_ends_in_one_line(trained, tmp_path, monkeypatch):
+    run, _, _ = trained
+    checkpoint = str(run / "out" / "checkpoints" / "best.ckpt")
+
+    def full(*args):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.15 GiB")
+
+    monkeypatch.setattr(BinaryClassification, "evaluation_step", full)
+    monkeypatch.setattr(BinaryClassification, "prediction_columns", full)
+    line = "out of memory (tried to allocate 2.00 GiB): lower eval_batch_size (now 100)"
+    for command in (lambda: evaluate(checkpoint, eval_batch_size=100), lambda: predict(checkpoint, str(run / "train.csv"), str(tmp_path / "p.csv"), eval_batch_size=100)):
+        with pytest.raises(UserError) as error:
+            command()
+        assert str(error.value) == line + ("" if not torch.cuda.is_available() else " or device=cpu")
 
 
 def test_evaluating_the_test_split_of_a_run_without_one_names_the_splits_it_has(tmp_path):

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 from typing import ContextManager, Iterator
 
 import torch
 
-from src.errors import ConfigError
+from src.errors import ConfigError, UserError
 from src.run_log import log
 from src.training.distributed import is_main_process
 
@@ -16,8 +17,11 @@ PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float1
 MATMUL_PRECISIONS = ("highest", "high", "medium")
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto``: CUDA, else MPS, else CPU; a device that is absent is refused with one line."""
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
+    """``auto``: CUDA, else MPS, else CPU; a device that is absent is refused with one line naming ``key``."""
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")
@@ -25,10 +29,33 @@ def resolve_device(name: str) -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("trainer.device", name, "CUDA is not available on this machine; use auto or cpu")
+        raise ConfigError(key, name, "CUDA is not available on this machine; use auto or cpu")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError("trainer.device", name, "MPS is not available on this machine; use auto or cpu")
+        raise ConfigError(key, name, "MPS is not available on this machine; use auto or cpu")
     return torch.device(name)
+
+
+def allocation_failure(error: BaseException) -> str | None:
+    """``out of memory (tried to allocate 2.00 GiB)`` for an allocation that failed (CUDA's or MPS's
+    OutOfMemoryError, the CPU allocator's error), to which the caller adds what makes its work smaller; None
+    for any other error."""
+    if not isinstance(error, torch.OutOfMemoryError) and "can't allocate memory" not in str(error):
+        return None
+    tried = re.search(r"tried to allocate ([\d.]+ \w+)", str(error), re.IGNORECASE)
+    return f"out of memory{f' (tried to allocate {tried.group(1)})' if tried else ''}"
+
+
+@contextlib.contextmanager
+def out_of_memory_in_one_line(device: torch.device, batch_size: int) -> Iterator[None]:
+    """For evaluation and prediction: an allocation that fails inside ends in one line naming what makes the
+    work smaller, the rows of a forward pass (``eval_batch_size``) and the device."""
+    try:
+        yield
+    except RuntimeError as error:
+        if (failure := allocation_failure(error)) is None:
+            raise
+        other = "" if device.type == "cpu" else " or device=cpu"
+        raise UserError(f"{failure}: lower eval_batch_size (now {batch_size}){other}") from None
 
 
 def precision_tools(precision: str, device: torch.device) -> tuple[ContextManager, torch.amp.GradScaler]:

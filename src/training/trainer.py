@@ -27,7 +27,7 @@ from src.training import distributed
 from src.training.callbacks import EVENTS, Callback, subscribers
 from src.training.checkpoint import RunCheckpoints, run_fingerprint, write_durably
 from src.training.divergence import step_loss_windows, stop_if_diverged
-from src.training.device import MATMUL_PRECISIONS, PRECISIONS, numerics, precision_tools, resolve_device, to_channels_last
+from src.training.device import DEVICES, MATMUL_PRECISIONS, PRECISIONS, numerics, precision_tools, resolve_device, to_channels_last
 from src.training.gradients import accumulated_sizes, backward_pass, optimizer_step
 from src.training.logger import Logger
 from src.training.loop_state import LoopState, best_snapshot, resume, save_checkpoint, weights_of
@@ -48,7 +48,7 @@ class Trainer:
     RULES: dict[str, Rule] = {
         "max_epochs": positive_int | null,
         "max_steps": positive_int | null,
-        "device": one_of("auto", "cpu", "cuda", "mps"),
+        "device": one_of(*DEVICES),
         "precision": Rule(lambda value: str(value) in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         "gradient_clip_val": positive_number | null,
         "accumulate_grad_batches": positive_int,

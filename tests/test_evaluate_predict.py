@@ -36,21 +36,31 @@ def test_evaluate_reproduces_the_runs_test_metrics(trained):
     assert saved["train/acc"] == metrics["train/acc"]  # the training metrics stay
 
 
+def counted(method, rows_seen: list[int]):
+    """``method`` of a task, noting the rows of each batch it is given."""
+    def call(task, batch):
+        rows_seen.append(len(batch[1] if isinstance(batch, tuple) else batch))
+        return method(task, batch)
+    return call
+
+
 def test_evaluate_and_predict_in_parts_of_eval_batch_size_on_the_cpu_give_the_same_numbers(trained, tmp_path, monkeypatch):
     run, _, _ = trained
     checkpoint = str(run / "out" / "checkpoints" / "best.ckpt")
     whole = evaluate(checkpoint)
-    passes = []
-    real = BinaryClassification.evaluation_step
-    monkeypatch.setattr(BinaryClassification, "evaluation_step", lambda self, batch: passes.append(len(batch[1])) or real(self, batch))
+    monkeypatch.setattr(BinaryClassification, "evaluation_step", counted(BinaryClassification.evaluation_step, passes := []))
     parts = evaluate(checkpoint, device="cpu", eval_batch_size=7)
     assert passes == [7, 2]  # the 9 test rows
     assert parts["test/acc"] == pytest.approx(whole["test/acc"]) and parts["test/loss"] == pytest.approx(whole["test/loss"], rel=1e-6)
     new = tmp_path / "new.csv"
     new.write_text("a,b\n" + "".join(f"{x / 7},{x % 5}\n" for x in range(30)))
     predict(checkpoint, str(new), str(tmp_path / "whole.csv"))
+    monkeypatch.setattr(BinaryClassification, "prediction_columns", counted(BinaryClassification.prediction_columns, passes := []))
     predict(checkpoint, str(new), str(tmp_path / "parts.csv"), device="cpu", eval_batch_size=4)
-    assert (tmp_path / "parts.csv").read_text() == (tmp_path / "whole.csv").read_text()
+    assert passes == [4] * 7 + [2]
+    whole, parts = (list(csv.reader((tmp_path / name).open())) for name in ("whole.csv", "parts.csv"))
+    assert [row[:-1] for row in parts] == [row[:-1] for row in whole]  # the cells and the classes
+    assert [float(row[-1]) for row in parts[1:]] == pytest.approx([float(row[-1]) for row in whole[1:]], abs=1e-5)
 
 
 @pytest.mark.parametrize(("override", "message"), [

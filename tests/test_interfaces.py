@@ -67,6 +67,32 @@ def test_task_settings_live_in_the_task_group(tmp_path):
             task_for(tmp_path, data, "model=rnn", "task=forecast")
 
 
+@pytest.mark.parametrize("data", ["data=digits", "data=moons"])
+def test_label_smoothing_trains_on_smoothed_targets_and_scores_the_plain_loss(tmp_path, data):
+    epsilon = 0.2
+    plain, smoothed = task_for(tmp_path, data), task_for(tmp_path, data, "task=classification", "task.label_smoothing=0.2")
+    with torch.no_grad():  # confident outputs, far from the initial weights' near-uniform ones
+        for parameter in plain.parameters():
+            parameter.normal_(0, 2, generator=torch.Generator().manual_seed(0))
+    smoothed.load_state_dict(plain.state_dict())
+    x, y = build_data(make_config(tmp_path, data).data).splits["train"]
+    if type(plain) is MulticlassClassification:
+        log_p = torch.log_softmax(plain.model(x), -1)
+        targets = (1 - epsilon) * F.one_hot(y, 10) + epsilon / 10  # (1-ε)·one-hot + ε/K
+        by_hand = -(targets * log_p).sum(-1).mean()
+    else:
+        z, t = plain.model(x).squeeze(-1), y * (1 - epsilon) + epsilon / 2
+        by_hand = -(t * F.logsigmoid(z) + (1 - t) * F.logsigmoid(-z)).mean()  # the notes' J on smoothed targets: log a, log(1-a)
+    assert smoothed.training_step((x, y), 0).item() == pytest.approx(by_hand.item(), rel=1e-5)
+    assert plain.training_step((x, y), 0).item() != pytest.approx(by_hand.item(), rel=1e-3)
+    assert smoothed.evaluation_step((x, y))["loss"].item() == pytest.approx(plain.training_step((x, y), 0).item(), rel=1e-6)
+
+
+def test_label_smoothing_out_of_its_range_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"^task\.label_smoothing=1: must be a number in \[0, 1\)$"):
+        task_for(tmp_path, "data=digits", "task=classification", "task.label_smoothing=1")
+
+
 def test_a_model_with_more_outputs_than_a_regression_takes_is_refused_before_training(tmp_path):
     # A model built by hand keeps its two outputs: mse_loss would broadcast them against the 1-D targets.
     data = build_data(make_config(tmp_path, "data=ring").data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -11,16 +12,20 @@ from torch import Tensor, nn
 from src import visuals
 from src.data.datamodule import Batch, shown_splits
 from src.data.spec import DataSpec
-from src.errors import ConfigError
+from src.errors import ConfigError, check, number
 from src.models.members import StackedConv2d
 from src.tasks.task import ModelFactory, Task, Visual
 
 
-def classification(model: nn.Module | ModelFactory, spec: DataSpec) -> Task:
-    """Two classes: one sigmoid output (the notes' network); more: softmax over one logit per class."""
+def classification(model: nn.Module | ModelFactory, spec: DataSpec, label_smoothing: float = 0.0) -> Task:
+    """Two classes: one sigmoid output (the notes' network); more: softmax over one logit per class.
+
+    ``label_smoothing`` ε trains on the targets (1 - ε)·one-hot + ε/K (two classes: y(1 - ε) + ε/2); the
+    losses of the checks and the test stay the plain cross-entropy, comparable from run to run."""
     if spec.target_type != "classification":
         raise ConfigError("task", "classification", f"data {spec.name} holds real-valued targets: use task=regression")
-    return (BinaryClassification if spec.num_classes == 2 else MulticlassClassification)(model, spec)
+    check("task.label_smoothing", label_smoothing, number(0, 1, high_open=True))
+    return (BinaryClassification if spec.num_classes == 2 else MulticlassClassification)(model, spec, label_smoothing)
 
 
 class BinaryClassification(Task):
@@ -29,9 +34,10 @@ class BinaryClassification(Task):
     The loss is computed from the logit z (log-sigmoid form), which equals J without overflow.
     """
 
-    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None) -> None:
+    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__(model, spec)
         self.class_names = (spec and spec.class_names) or ["0", "1"]
+        self.label_smoothing = label_smoothing
 
     def logits(self, x: Tensor) -> Tensor:
         return self.model(x).squeeze(-1)
@@ -44,6 +50,8 @@ class BinaryClassification(Task):
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
         x, y = batch
+        if self.label_smoothing:
+            y = y * (1 - self.label_smoothing) + self.label_smoothing / 2
         return self.batch_mean(F.binary_cross_entropy_with_logits, self.logits(x), y)
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
@@ -74,10 +82,11 @@ class BinaryClassification(Task):
 class MulticlassClassification(Task):
     """P_i = e^{z_i} / Σ_j e^{z_j}; cross-entropy from the logits in log-sum-exp form."""
 
-    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec) -> None:
+    def __init__(self, model: nn.Module | ModelFactory, spec: DataSpec, label_smoothing: float = 0.0) -> None:
         super().__init__(model, spec)
         self.num_classes = spec.num_classes
         self.class_names = spec.class_names or [str(i) for i in range(spec.num_classes)]
+        self.training_loss = functools.partial(_cross_entropy, label_smoothing=label_smoothing) if label_smoothing else _cross_entropy
 
     def output_size(self, spec: DataSpec) -> int:
         return spec.num_classes
@@ -90,7 +99,7 @@ class MulticlassClassification(Task):
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
         x, y = batch
-        return self.batch_mean(_cross_entropy, self.model(x), y)
+        return self.batch_mean(self.training_loss, self.model(x), y)
 
     def evaluation_step(self, batch: Batch) -> dict[str, Tensor]:
         x, y = batch
@@ -110,10 +119,11 @@ class MulticlassClassification(Task):
         return _class_columns(self.probabilities(x), self.class_names)
 
 
-def _cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+def _cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
     """F.cross_entropy with the classes on the last axis, whatever leads ([N, C] or [K, N, C])."""
     # [N, C] as it is: the no-op movedim's view and its autograd node cost ~15 µs a step on a small MLP.
-    return F.cross_entropy(logits if logits.dim() == 2 else logits.movedim(-1, 1), target, reduction=reduction)
+    logits = logits if logits.dim() == 2 else logits.movedim(-1, 1)
+    return F.cross_entropy(logits, target, reduction=reduction, label_smoothing=label_smoothing)
 
 
 def _class_columns(probabilities: Tensor, class_names: list[str]) -> dict[str, list[str]]:

@@ -66,7 +66,7 @@ def predict(
         names, shown = [header[c] for c in columns], [[row[c] for _, row in body] for c in columns]  # the cells' own text
     batch_size = eval_batch_size or config.trainer.eval_batch_size
     with out_of_memory_in_one_line(where, batch_size):
-        try:  # in parts (the run's trainer.eval_batch_size rows): a folder of pictures through a CNN fills any memory at once
+        try:  # in parts of eval_batch_size rows: a folder of pictures through a CNN at once would fill any memory
             parts = [task.prediction_columns(rows.to(where)) for rows in spec.scale(features).split(batch_size)]
         except UserError as error:
             raise UserError(f"{setting('ckpt_path', ckpt_path)}: {error}") from None

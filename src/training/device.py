@@ -15,8 +15,6 @@ from src.training.distributed import is_main_process
 
 PRECISIONS = {"32": None, "bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 MATMUL_PRECISIONS = ("highest", "high", "medium")
-
-
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 

@@ -20,7 +20,7 @@ class TrainingDiverged(UserError):
     """The loss became NaN or infinite: names the first such step and the last checkpoint that is still good."""
 
     def __init__(
-        self, name: str, window: Tensor, window_start: int, losses_per_step: int, checkpoints: RunCheckpoints, steps_first: bool
+        self, name: str, window: Tensor, window_start: int, losses_per_step: int, checkpoints: RunCheckpoints, first_to_step: bool
     ) -> None:
         bad = (~torch.isfinite(window)).nonzero()
         # No single loss is NaN or inf, yet their mean overflowed: name the largest.
@@ -28,7 +28,7 @@ class TrainingDiverged(UserError):
         step = window_start + first_bad // losses_per_step + 1
         saved = checkpoints.last_saved_step
         last = f"last good checkpoint: {checkpoints.last} (step {saved})" if saved is not None else "no checkpoint was written before it"
-        if len(bad) and steps_first and window_start + first_bad == 0:  # no optimizer had stepped: the lr played no part
+        if len(bad) and first_to_step and window_start + first_bad == 0:  # no optimizer had stepped: the lr played no part
             cause = "the loss of the initial weights, before any update: look at model.init and model.init_std, and at the data's scale"
         else:
             cause = "try a smaller optimizer.lr or trainer.gradient_clip_val"
@@ -57,5 +57,5 @@ def stop_if_diverged(trainer: Trainer, windows: dict[str, tuple[int, Tensor]], m
                 raise TrainingDiverged(
                     f"train/{trainer.task.loss_names[index]}{seed}", window if trainer.members == 1 else window[:, member],
                     trainer.window_start, trainer.task.optimizer_order.count(index), trainer.checkpoints,
-                    steps_first=index == trainer.task.optimizer_order[0],
+                    first_to_step=index == trainer.task.optimizer_order[0],
                 )

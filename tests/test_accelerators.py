@@ -4,9 +4,11 @@ import os
 
 import pytest
 import torch
+from sklearn.datasets import load_digits
 
 from src.errors import ConfigError
 from src.evaluate import evaluate
+from src.predict import predict
 from src.tasks.classification import BinaryClassification
 from src.training.callbacks import Callback
 from src.training.checkpoint import load_checkpoint
@@ -190,7 +192,13 @@ def test_rnn_reads_channels_last_pictures_on_cuda_row_by_row(tmp_path):
 @pytest.mark.gpu
 @cuda
 def test_evaluate_and_predict_on_cuda_give_the_cpus_numbers(tmp_path):
-    run_training(tmp_path, "experiment=cnn_digits", "trainer.max_epochs=2", "logger=none")  # written from the GPU
-    checkpoint = str(tmp_path / "checkpoints" / "best.ckpt")
+    run_training(tmp_path / "run", "experiment=cnn_digits", "trainer.max_epochs=2", "logger=none")  # written from the GPU
+    checkpoint = str(tmp_path / "run" / "checkpoints" / "best.ckpt")
     on_cpu, on_gpu = evaluate(checkpoint, device="cpu"), evaluate(checkpoint, device="cuda")
     assert on_gpu["test/loss"] == pytest.approx(on_cpu["test/loss"], rel=1e-4) and on_gpu["test/acc"] == pytest.approx(on_cpu["test/acc"], abs=0.003)
+    rows = tmp_path / "digits.csv"
+    rows.write_text("".join(",".join(str(int(v)) for v in row) + "\n" for row in load_digits().data[:50]))
+    for device in ("cpu", "cuda"):
+        predict(checkpoint, str(rows), str(tmp_path / f"{device}.csv"), device=device)
+    cpu, gpu = ([line.rsplit(",", 2)[1:] for line in (tmp_path / f"{device}.csv").read_text().splitlines()[1:]] for device in ("cpu", "cuda"))
+    assert [c for c, _ in gpu] == [c for c, _ in cpu] and [float(p) for _, p in gpu] == pytest.approx([float(p) for _, p in cpu], abs=1e-4)

@@ -93,6 +93,14 @@ def test_a_step_skipped_for_a_nan_loss_on_one_rank_is_skipped_on_every_rank(tmp_
 
 
 @pytest.mark.slow
+def test_a_time_limit_reached_on_one_rank_ends_the_run_on_every_rank_at_the_same_check(tmp_path):
+    script = [*TORCHRUN[:-2], str(Path(__file__).with_name("torchrun_time_up_on_rank_0.py"))]
+    run_dir, printed = run(script, tmp_path, "callbacks=[time_limit]", "callbacks.time_limit.minutes=1", "trainer.val_every_n_epochs=1")
+    assert load_checkpoint(run_dir / "checkpoints" / "last.ckpt")["loop"]["step"] == 5  # the first check: 5 batches an epoch
+    assert "time limit: 1 minutes of training reached at step 5; training ends here" in printed
+
+
+@pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
     batches = "optimizer.batch_size=239"  # each epoch's last batch is one row: rank 1 has none of it
     whole, _ = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)

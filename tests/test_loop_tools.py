@@ -2,6 +2,7 @@
 schedules, the weights the test split is scored on, the LR range test."""
 
 import csv
+import json
 import math
 import re
 import signal
@@ -21,6 +22,8 @@ from src.lr_find import RangeTest, lr_find, range_test, steepest_descent
 from src.tasks.classification import BinaryClassification
 from src.training.checkpoint import load_checkpoint
 from src.training.schedules import WarmupCosine
+from src.training import time_limit
+from src.training.callbacks import Callback
 from src.training.signals import Interrupted
 from tests.conftest import make_config, read_events, run_cli, run_training
 
@@ -183,6 +186,43 @@ def test_weight_averages_are_restored_on_resume(tmp_path, callbacks):
     for key, tensor in whole.items():
         assert torch.equal(rest[key], tensor), key
     assert not torch.equal(whole["model.layers.1.weight"], load_checkpoint(tmp_path / "whole" / "checkpoints" / "last.ckpt")["model"]["model.layers.1.weight"])
+
+
+CLOCK = [0.0]
+
+
+class OneSecondAStep(Callback):
+    """The time limit's clock, one second a training step."""
+
+    def on_step_end(self, trainer):
+        CLOCK[0] += 1.0
+
+
+def test_a_time_limit_ends_the_run_at_the_first_check_after_it_and_a_resumed_run_spends_the_same_budget(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(time_limit, "monotonic", lambda: CLOCK[0])
+    CLOCK[0] = 0.0
+    # The default job checks every 100 steps: 250 "seconds" are over at the check of step 300.
+    args = ["trainer.max_steps=1000", "logger=none", "callbacks=[time_limit]", f"+callbacks.clock._target_={__name__}.OneSecondAStep"]
+    metrics = run_training(tmp_path / "first", *args, "callbacks.time_limit.minutes=4.1667")
+    assert metrics["step"] == 300 and json.loads((tmp_path / "first" / "metrics.json").read_text())["step"] == 300
+    assert "time limit: 4.1667 minutes of training reached at step 300; training ends here" in capsys.readouterr().out
+    last = tmp_path / "first" / "checkpoints" / "last.ckpt"
+    assert load_checkpoint(last)["callbacks"]["0.TimeLimit"] == {"seconds": 300.0}
+    assert run_training(tmp_path / "again", *args, "callbacks.time_limit.minutes=4.1667", f"ckpt_path={last}")["step"] == 400
+    assert run_training(tmp_path / "more", *args, "callbacks.time_limit.minutes=10", f"ckpt_path={last}")["step"] == 600
+
+
+def test_a_callbacks_state_that_this_run_lacks_is_left_out_of_a_resume_with_a_warning(tmp_path, capsys):
+    run_training(tmp_path / "limited", "trainer.max_steps=200", "logger=none", "callbacks=[time_limit]")
+    last = tmp_path / "limited" / "checkpoints" / "last.ckpt"
+    metrics = run_training(tmp_path / "averaged", "trainer.max_steps=300", "logger=none", "callbacks=[ema]", f"ckpt_path={last}")
+    assert metrics["step"] == 300 and "val/ema/loss" not in metrics  # the EMA starts afresh, the time is not loaded into it
+    assert f"{last} holds the state of a TimeLimit this run does not have at that place; it is left out" in capsys.readouterr().err
+
+
+def test_a_time_limit_of_no_time_is_refused_in_one_line(tmp_path):
+    with pytest.raises(ConfigError, match=r"^callbacks\.time_limit\.minutes=0: must be a number > 0$"):
+        run_training(tmp_path, "logger=none", "callbacks=[time_limit]", "callbacks.time_limit.minutes=0")
 
 
 def test_the_steepest_descent_of_a_made_up_curve_is_where_it_falls_fastest():

@@ -37,7 +37,9 @@ def training_state(trainer: Trainer) -> dict[str, Any]:
         "metrics": trainer.last_metrics,
         "member_metrics": trainer.member_metrics,
         "task_rng": [rng.get_state() for rng in trainer.task.generators],
-        "callbacks": {str(i): state for i, callback in enumerate(trainer.callbacks) if (state := callback.state_dict()) is not None},
+        "callbacks": {
+            f"{i}.{type(callback).__name__}": state for i, callback in enumerate(trainer.callbacks) if (state := callback.state_dict()) is not None
+        },
         "rng": rng_states(),
         "config": trainer.config,
         "data": trainer.data_state,
@@ -67,8 +69,13 @@ def resume(trainer: Trainer, ckpt_path: str) -> None:
     restore_rng_states(checkpoint["rng"])
     for rng, state in zip(trainer.task.generators, checkpoint.get("task_rng", [])):
         rng.set_state(state)
-    for i, state in checkpoint.get("callbacks", {}).items():
-        trainer.callbacks[int(i)].load_state_dict(state)
+    for key, state in checkpoint.get("callbacks", {}).items():
+        index, _, kind = key.partition(".")  # "0.WeightAverage"; before 2026-11-29 the index alone
+        callback = trainer.callbacks[int(index)] if int(index) < len(trainer.callbacks) else None
+        if callback is None or kind not in ("", type(callback).__name__):
+            log.warning(f"{ckpt_path} holds the state of a {kind or 'callback'} this run does not have at that place; it is left out")
+            continue
+        callback.load_state_dict(state)
     trainer.checkpoints.resume_best(ckpt_path)
     if trainer.rank == 0:
         log.info(f"resumed from {ckpt_path} at epoch {trainer.state.epoch}, step {trainer.state.step}")

@@ -101,6 +101,22 @@ def test_a_time_limit_reached_on_one_rank_ends_the_run_on_every_rank_at_the_same
 
 
 @pytest.mark.slow
+def test_batch_norm_without_gradients_under_torchrun_normalizes_over_every_ranks_rows(tmp_path):
+    script = [*TORCHRUN[:-2], str(Path(__file__).with_name("torchrun_batch_norm_without_gradients.py"))]
+    result = subprocess.run([*script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    rows = torch.randn(10, 3, generator=torch.Generator().manual_seed(0)) * 3 + 1
+    one = torch.nn.BatchNorm1d(3)
+    with torch.no_grad():
+        out = one(rows)  # one process, training mode: the statistics of all 10 rows
+    for rank, printed in enumerate(ranks):
+        torch.testing.assert_close(torch.tensor(printed["out"]), out[rank::2], rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(torch.tensor(printed["running_mean"]), one.running_mean, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.tensor(printed["running_var"]), one.running_var, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
 def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_path):
     batches = "optimizer.batch_size=239"  # each epoch's last batch is one row: rank 1 has none of it
     whole, _ = run([sys.executable, "-m", "src.train"], tmp_path / "whole", batches)

@@ -56,9 +56,10 @@ def batch_norm_over_ranks(
 
 
 def normalizes_over_ranks(module: nn.Module) -> bool:
-    """Whether a batch norm in ``module``'s mode normalizes over every rank: training with gradients on
-    (a forward of rank 0 alone, for a picture or the graph, runs in eval mode or without gradients)."""
-    return module.training and torch.is_grad_enabled() and dist.is_initialized() and dist.get_world_size() > 1
+    """Whether a batch norm in ``module``'s mode normalizes over every rank: in training mode, with gradients
+    or without (a GAN's generator in the discriminator's turn); a forward of rank 0 alone (a picture, the graph,
+    the try-out) runs in eval mode, as every forward one rank makes alone must."""
+    return module.training and dist.is_initialized() and dist.get_world_size() > 1
 
 
 class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):

@@ -37,7 +37,7 @@ class CNN(nn.Module):
         if len(input_shape) != 3:
             raise ConfigError(
                 "model", "cnn", f"needs image data shaped C×H×W; these inputs are shaped {tuple(input_shape)} "
-                "(for the digits: data.layout=image)"
+                "(data=mnist, fashion_mnist, cifar10 and image_folder are pictures; the digits with data.layout=image)"
             )
         channels = list(check("model.channels", channels, nonempty_list_of(positive_int)))
         check("model.dropout", dropout, number(0, 1, high_open=True))

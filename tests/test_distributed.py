@@ -153,19 +153,23 @@ def test_weighted_shards_average_to_the_global_batch_mean():
 # batches of 64 split 32/32 between the ranks, the epoch's last batch of 15 rows 8/7.
 CNN_JOB = ["experiment=cnn_digits", "model.channels=[4,8]", "model.hidden=[16]", "model.dropout=0", "optimizer.batch_size=64",
            "trainer.max_epochs=2", "logger=none"]
+# The same batches through an MLP with a batch norm after its hidden layer (stacked, its members run one after another).
+MLP_JOB = ["data=digits", "model=mlp", "model.hidden=[16]", "model.batch_norm=true", "optimizer=minibatch", "optimizer.batch_size=64",
+           "trainer.max_epochs=2", "trainer.max_steps=null", "logger=none"]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeds, sync", [(1, "true"), (2, "true"), (1, "false")])
-def test_batch_norm_under_torchrun_normalizes_over_every_ranks_rows_as_one_process_does(tmp_path, seeds, sync):
+@pytest.mark.parametrize("job, seeds, sync", [("cnn", 1, "true"), ("cnn", 2, "true"), ("cnn", 1, "false"), ("mlp", 2, "true")])
+def test_batch_norm_under_torchrun_normalizes_over_every_ranks_rows_as_one_process_does(tmp_path, job, seeds, sync):
     runs = {}
     for name, command in (("one", [sys.executable, "-m", "src.train"]), ("two", TORCHRUN)):
         result = subprocess.run(
-            [*command, *CNN_JOB, f"trainer.seeds={seeds}", f"trainer.sync_batchnorm={sync}", f"paths.log_dir={tmp_path / name}"],
+            [*command, *(CNN_JOB if job == "cnn" else MLP_JOB), f"trainer.seeds={seeds}", f"trainer.sync_batchnorm={sync}",
+             f"paths.log_dir={tmp_path / name}"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        (runs[name],) = (tmp_path / name / "cnn_digits").iterdir()  # the experiment names its runs
+        (runs[name],) = (run for folder in (tmp_path / name).iterdir() for run in folder.iterdir())  # logs/<name>/<run>
     a, b = (load_checkpoint(runs[name] / "checkpoints" / "last.ckpt")["model"] for name in ("one", "two"))
     assert any("running_var" in name for name in a)
     if sync == "false":  # each rank's own statistics: near, not at, one process

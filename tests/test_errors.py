@@ -264,7 +264,7 @@ def test_cli_prints_one_line_exits_non_zero_without_traceback(tmp_path):
     "module, args, first_line",
     [
         ("src.train", ["optimizer.lrr=1"], "error: optimizer.lrr is not a key of optimizer (keys: lr, batch_size); did you mean optimizer.lr?"),
-        ("src.train", ["model=mlp", "model.hiden=[3]"], "error: model.hiden is not a key of model (keys: hidden, activation, dropout, init, init_std); did you mean model.hidden?"),
+        ("src.train", ["model=mlp", "model.hiden=[3]"], "error: model.hiden is not a key of model (keys: hidden, activation, dropout, batch_norm, init, init_std); did you mean model.hidden?"),
         ("src.train", ["optimizer=adam", "optimizer.betas=[0.5,0.9]", "trainer.max_stepz=3"], "error: trainer.max_stepz is not a key of trainer (keys: "),
         ("src.train", ["activation=relu", "activation.inplace=true"], "error: activation.inplace is not a key of activation (it has none)"),
         ("src.train", ["activation=nosuch"], "error: activation=nosuch: no such option; options: elu, gelu, leaky_relu, relu, sigmoid, silu, tanh"),

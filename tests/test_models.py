@@ -53,3 +53,15 @@ def test_mlp_hidden_sizes_and_output_size():
     sizes = [(layer.in_features, layer.out_features) for layer in model.modules() if isinstance(layer, torch.nn.Linear)]
     assert sizes == [(64, 128), (128, 32), (32, 10)]
     assert model(torch.randn(3, 1, 8, 8)).shape == (3, 10)
+
+
+def test_mlp_batch_norm_normalizes_each_hidden_layer_before_its_activation():
+    model = MLP((5,), 2, hidden=[4], activation=torch.nn.Tanh, batch_norm=True)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert kinds == ["Flatten", "Linear", "BatchNorm1d", "Tanh", "Linear"]
+    x = torch.randn(50, 5) * 7 + 3
+    hidden = model.layers[:3](x)  # in training mode: the batch's own statistics
+    torch.testing.assert_close(hidden.mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(hidden.std(0, unbiased=False), torch.ones(4), atol=1e-3, rtol=0)
+    by_hand = model.layers[1](x)
+    torch.testing.assert_close(model.layers[2].running_mean, 0.1 * by_hand.mean(0).detach())  # momentum 0.1 from 0

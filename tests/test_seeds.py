@@ -20,12 +20,17 @@ FAMILIES = {
         "model=mlp", "activation=relu", "data=digits", "optimizer=minibatch", "trainer.max_steps=60",
         "trainer.gradient_clip_val=0.5",
     ],
+    "mlp_batch_norm": ["model=mlp", "model.batch_norm=true", "data=digits", "optimizer=minibatch", "trainer.max_steps=30"],
     "cnn_batch_norm": ["experiment=cnn_digits", "model.dropout=0", "model.channels=[4,8]", "model.hidden=[16]", "trainer.max_steps=12"],
     "rnn_gru": ["experiment=rnn_digits", "model.cell=gru", "model.hidden_size=16", "trainer.max_steps=12"],
     "lstm_forecast": ["experiment=rnn_sine", "model.hidden_size=8", "trainer.max_steps=10", "trainer.max_epochs=null"],
     "gan_adam": [
         "experiment=gan_ring", "model.generator_hidden=[32]", "model.discriminator_hidden=[32]", "task.eval_samples=200",
         "trainer.max_steps=30",
+    ],
+    "gan_batch_norm_generator": [
+        "experiment=gan_ring", "model.generator_batch_norm=true", "model.generator_hidden=[32]", "model.discriminator_hidden=[32]",
+        "task.eval_samples=200", "trainer.max_steps=30",
     ],
     "pacgan_3": [
         "experiment=gan_ring_pac", "model.pack=3", "model.generator_hidden=[32]", "model.discriminator_hidden=[32]",

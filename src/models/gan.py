@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from src.errors import check, count, nonempty_list_of, positive_int
+from src.errors import boolean, check, count, nonempty_list_of, positive_int
 from src.models.mlp import MLP
 
 
@@ -32,6 +32,7 @@ class GAN(nn.Module):
         init: str = "default",
         pack: int = 1,
         generator_activation: Callable[[], nn.Module] | None = None,
+        generator_batch_norm: bool = False,
     ) -> None:
         super().__init__()
         check("model.pack", pack, count(1, 64))
@@ -41,7 +42,8 @@ class GAN(nn.Module):
         self.latent_dim, self.pack = latent_dim, pack
         self.sample_shape = tuple(input_shape)
         generator: list[nn.Module] = [
-            MLP((latent_dim,), math.prod(input_shape), list(generator_hidden), generator_activation or activation, init=init)
+            MLP((latent_dim,), math.prod(input_shape), list(generator_hidden), generator_activation or activation, init=init,
+                batch_norm=check("model.generator_batch_norm", generator_batch_norm, boolean))
         ]
         if output_activation == "tanh":
             generator.append(nn.Tanh())

@@ -171,6 +171,10 @@ class PerMember(nn.Module):
         object.__setattr__(self, "template", template)  # not a child: its tensors are this module's own
         self._parameters, self._buffers, self._modules = template._parameters, template._buffers, template._modules
 
+    def train(self, mode: bool = True) -> "PerMember":
+        self.template.training = mode  # not a child, so nn.Module.train does not reach it; a batch norm reads its own flag
+        return super().train(mode)
+
     def forward(self, x: Tensor) -> Tensor:
         tensors = dict(self.named_parameters()) | dict(self.named_buffers())
         outputs = [

@@ -77,16 +77,25 @@ class SyncedBatchNorm(nn.modules.batchnorm._BatchNorm):
         return batch_norm_over_ranks(x, self.running_mean, self.running_var, self.weight, self.bias, momentum, self.eps)
 
 
+BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
 def synchronize_batch_norms(module: nn.Module) -> None:
     """In place: each torch batch norm in ``module`` becomes a SyncedBatchNorm holding the same tensors (the
-    optimizers' parameters, the checkpoints' keys), and stacked members' batch norms are told to synchronize."""
+    optimizers' parameters, the checkpoints' keys), also as the template stacked members run one after another
+    (``PerMember``), and stacked members' grouped batch norms are told to synchronize."""
     for name, child in module.named_children():
-        if type(child) in (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d):
-            synced = SyncedBatchNorm(child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats, device="meta")
-            for key, tensor in [*child._parameters.items(), *child._buffers.items()]:
-                setattr(synced, key, tensor)
-            setattr(module, name, synced.train(child.training))
+        if type(child) in BATCH_NORMS:
+            setattr(module, name, _synced(child))
+        elif type(getattr(child, "template", None)) in BATCH_NORMS:
+            object.__setattr__(child, "template", _synced(child.template))  # its tensors stay the stacked ones
         else:
             if hasattr(child, "synchronized"):
                 child.synchronized = True
             synchronize_batch_norms(child)
+
+
+def _synced(norm: nn.Module) -> SyncedBatchNorm:
+    synced = SyncedBatchNorm(norm.num_features, norm.eps, norm.momentum, norm.affine, norm.track_running_stats, device="meta")
+    synced._parameters, synced._buffers = norm._parameters, norm._buffers
+    return synced.train(norm.training)

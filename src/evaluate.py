@@ -15,17 +15,17 @@ from omegaconf import DictConfig
 
 from src import cli
 from src.build import build_data, build_from_checkpoint
-from src.errors import ConfigError, check, null, one_of, positive_int, report_user_errors
+from src.errors import ConfigError, check, null, positive_int, report_user_errors
 from src.run_log import log
 from src.training.checkpoint import run_folder, write_durably
-from src.training.device import DEVICES, out_of_memory_in_one_line, resolve_device
+from src.training.device import out_of_memory_in_one_line, resolve_device
 from src.training.seeds import in_words, per_member, summarize
 
 
 def evaluate(ckpt_path: str | None, split: str = "test", device: str = "auto", eval_batch_size: int | None = None) -> dict[str, float]:
     if ckpt_path is None:
         raise ConfigError("ckpt_path", ckpt_path, "set it to a checkpoint, e.g. ckpt_path=logs/train/<run>/checkpoints/best.ckpt")
-    where = resolve_device(check("device", device, one_of(*DEVICES)), "device")
+    where = resolve_device(device, "device")
     check("eval_batch_size", eval_batch_size, positive_int | null)
     task, _, config = build_from_checkpoint(ckpt_path)
     data = build_data(config.data)

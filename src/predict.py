@@ -22,9 +22,9 @@ from src.build import build_from_checkpoint
 from src.data.csv_table import feature_matrix, read_rows
 from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
 from src.data.spec import DataSpec
-from src.errors import ConfigError, UserError, check, integer, null, one_of, positive_int, report_user_errors, setting
+from src.errors import ConfigError, UserError, check, integer, null, positive_int, report_user_errors, setting
 from src.run_log import log
-from src.training.device import DEVICES, out_of_memory_in_one_line, resolve_device
+from src.training.device import out_of_memory_in_one_line, resolve_device
 
 
 def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]:
@@ -48,7 +48,7 @@ def predict(
             raise ConfigError(key, value, "is required: python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv>")
     if member is not None:
         check("member", member, integer)
-    where = resolve_device(check("device", device, one_of(*DEVICES)), "device")
+    where = resolve_device(device, "device")
     check("eval_batch_size", eval_batch_size, positive_int | null)
     task, spec, config = build_from_checkpoint(ckpt_path, member)
     task = task.solo_view().to(where)

@@ -9,7 +9,7 @@ from typing import ContextManager, Iterator
 
 import torch
 
-from src.errors import ConfigError, UserError
+from src.errors import ConfigError, UserError, check, one_of
 from src.run_log import log
 from src.training.distributed import is_main_process
 
@@ -19,7 +19,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
-    """``auto``: CUDA, else MPS, else CPU; a device that is absent is refused with one line naming ``key``."""
+    """``auto``: CUDA, else MPS, else CPU; another name, or a device that is absent, is refused with one line naming ``key``."""
+    check(key, name, one_of(*DEVICES))
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -15,6 +15,7 @@ from src.data.datamodule import Batch
 from src.data.spec import DataSpec
 from src.errors import check, number, positive_int
 from src.tasks.task import ModelFactory, OptimizerFactory, Task, Visual
+from src.training.distributed import rows_of_one_draw
 
 DISCRIMINATOR, GENERATOR = 0, 1
 
@@ -82,7 +83,7 @@ class Adversarial(Task):
         return torch.stack([torch.randn(n, self.model.latent_dim, generator=g) for g in self.generators]).to(device)
 
     def training_step(self, batch: Batch, optimizer_index: int) -> Tensor:
-        latent = self.latent(self.rows(batch))
+        latent = rows_of_one_draw(self.latent, self.rows(batch), batch[0].device, axis=1 if self.members > 1 else 0)
         if optimizer_index == GENERATOR:
             return self._generator_loss(self.model.generator(latent))
         with torch.no_grad():  # the discriminator's turn: no graph through the generator

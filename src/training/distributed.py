@@ -80,11 +80,27 @@ def shard_weights(rows: int, batch_size: int | None, rank: int, world: int) -> t
 def least_over_ranks(value: int, device: torch.device) -> int:
     """The least of the ranks' ``value`` under torchrun (a collective, on ``device`` as the backend wants);
     ``value`` itself in one process."""
+    return _over_ranks(value, device, dist.ReduceOp.MIN)
+
+
+def _over_ranks(value: int, device: torch.device, op: dist.ReduceOp) -> int:
     if not (dist.is_initialized() and dist.get_world_size() > 1):
         return value
-    least = torch.tensor(value, device=device)
-    dist.all_reduce(least, op=dist.ReduceOp.MIN)
-    return int(least)
+    reduced = torch.tensor(value, device=device)
+    dist.all_reduce(reduced, op=op)
+    return int(reduced)
+
+
+def rows_of_one_draw(draw: Callable[[int], torch.Tensor], rows: int, device: torch.device, axis: int = 0) -> torch.Tensor:
+    """``draw(rows)``: random values for this rank's ``rows`` of a batch (along ``axis``). Every rank's random
+    generators hold the same state (seeded alike, restored alike on resume), so ranks drawing for themselves
+    draw the same values. Under torchrun each rank draws for the whole global batch (the ranks' rows summed,
+    a collective) and keeps its own rows, every world-th as its shard of the data: one process's draws."""
+    total = _over_ranks(rows, device, dist.ReduceOp.SUM)
+    if total == rows:
+        return draw(rows)
+    drawn = draw(total)
+    return drawn.index_select(axis, torch.arange(dist.get_rank(), total, dist.get_world_size(), device=drawn.device))
 
 
 def all_finite(loss: torch.Tensor) -> bool:

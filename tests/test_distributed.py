@@ -189,19 +189,20 @@ GAN_JOB = ["experiment=gan_ring", "data.n_samples=1000", "optimizer.batch_size=1
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("seeds", [1, 2])
-def test_a_gan_under_torchrun_draws_one_processs_noise_and_ends_as_one_process(tmp_path, seeds):
+@pytest.mark.parametrize("settings", [["trainer.seeds=1"], ["trainer.seeds=2"], ["model.generator_batch_norm=true"]])
+def test_a_gan_under_torchrun_draws_one_processs_noise_and_ends_as_one_process(tmp_path, settings):
     """Every rank's random generators hold the same state: drawing each its own share of the noise, the ranks
-    drew the same values, so the global batch's fakes came in identical pairs."""
+    drew the same values, so the global batch's fakes came in identical pairs. With batch norms in the generator,
+    its forward in the discriminator's turn (no gradients) normalizes over both ranks' rows."""
     runs = {}
     for name, command in (("one", [sys.executable, "-m", "src.train"]), ("two", TORCHRUN)):
         result = subprocess.run(
-            [*command, *GAN_JOB, f"trainer.seeds={seeds}", f"paths.log_dir={tmp_path / name}"],
+            [*command, *GAN_JOB, *settings, f"paths.log_dir={tmp_path / name}"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         )
         assert result.returncode == 0, result.stderr[-3000:]
         (runs[name],) = (run for folder in (tmp_path / name).iterdir() for run in folder.iterdir())
     a, b = (load_checkpoint(runs[name] / "checkpoints" / "last.ckpt") for name in ("one", "two"))
     assert a["loop"]["step"] == b["loop"]["step"] == 24
-    for name in a["model"]:  # the ranks' repeated noise put them 0.004-0.009 apart; float sums in other orders 5e-5
+    for name in a["model"]:  # the ranks' repeated noise put them 0.004-0.012 apart; float sums in other orders 5e-5
         torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-3, atol=2e-4)

@@ -1,4 +1,4 @@
-"""Evaluate a checkpoint: ``python -m src.evaluate ckpt_path=<run>/checkpoints/best.ckpt [split=test] [device=auto]``.
+"""Evaluate a checkpoint: ``python -m src.evaluate ckpt_path=<run>/checkpoints/best.ckpt [split=auto] [device=auto]``.
 
 The model and the data split are rebuilt from the run's own saved config; the metrics go into the
 run's metrics.json under their usual names (``test/acc``, ...). A run of several seeds reports each
@@ -22,16 +22,19 @@ from src.training.device import out_of_memory_in_one_line, resolve_device
 from src.training.seeds import in_words, per_member, summarize
 
 
-def evaluate(ckpt_path: str | None, split: str = "test", device: str = "auto", eval_batch_size: int | None = None) -> dict[str, float]:
+def evaluate(ckpt_path: str | None, split: str = "auto", device: str = "auto", eval_batch_size: int | None = None) -> dict[str, float]:
+    """``split``: one of the run's splits, or ``auto``: the one held out longest (test, else val, else train)."""
     if ckpt_path is None:
         raise ConfigError("ckpt_path", ckpt_path, "set it to a checkpoint, e.g. ckpt_path=logs/train/<run>/checkpoints/best.ckpt")
     where = resolve_device(device, "device")
     check("eval_batch_size", eval_batch_size, positive_int | null)
     task, _, config = build_from_checkpoint(ckpt_path)
     data = build_data(config.data)
-    if not isinstance(split, str) or split not in data.splits:
-        held_out = next(name for name in ("test", "val", "train") if name in data.splits)
-        raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)} (split={held_out})")
+    held_out = next(name for name in ("test", "val", "train") if name in data.splits)
+    if split == "auto":
+        split = held_out
+    elif not isinstance(split, str) or split not in data.splits:
+        raise ConfigError("split", split, f"this run's data has the splits {', '.join(data.splits)} (split=auto takes {held_out})")
     task.to(where)
     data.to(where)
     batch_size = eval_batch_size or config.trainer.eval_batch_size

@@ -93,11 +93,15 @@ def test_running_out_of_memory_while_evaluating_or_predicting_ends_in_one_line(t
         assert str(error.value) == line + ("" if not torch.cuda.is_available() else " or device=cpu")
 
 
-def test_evaluating_the_test_split_of_a_run_without_one_names_the_splits_it_has(tmp_path):
-    run_training(tmp_path, "trainer.max_steps=1", "logger=none")  # the notes' planar job: every row trains
+def test_the_default_split_is_the_one_held_out_and_a_split_the_run_lacks_is_refused_naming_those_it_has(tmp_path):
+    run_training(tmp_path / "planar", "trainer.max_steps=1", "logger=none")  # the notes' planar job: every row trains
+    planar = str(tmp_path / "planar" / "checkpoints" / "last.ckpt")
+    assert set(evaluate(planar)) == {"train/loss", "train/acc"}
     with pytest.raises(UserError) as error:
-        evaluate(str(tmp_path / "checkpoints" / "last.ckpt"))
-    assert str(error.value) == "split='test': this run's data has the splits train (split=train)"
+        evaluate(planar, "test")
+    assert str(error.value) == "split='test': this run's data has the splits train (split=auto takes train)"
+    run_training(tmp_path / "moons", "data=moons", "data.test_fraction=0", "trainer.max_steps=1", "logger=none")
+    assert set(evaluate(str(tmp_path / "moons" / "checkpoints" / "last.ckpt"))) == {"val/loss", "val/acc"}
 
 
 def test_predict_writes_class_and_probability_per_row(trained, tmp_path):

@@ -21,7 +21,7 @@ from src.data.dataset import Dataset
 from src.data.spec import DataSpec
 from src.errors import ConfigError, Rule, UserError, boolean, built_as, in_one_line, check, null, number, one_of, positive_int, setting, wrong_kind
 from src.models.members import member_state, stack
-from src.training.checkpoint import load_checkpoint, load_weights
+from src.training.checkpoint import load_checkpoint, load_weights, state_mismatch
 from src.tasks.task import OptimizerFactory, Task
 from src.torch_settings import check_torch_settings
 from src.training.schedules import INTERVALS, build_scheduler
@@ -126,15 +126,31 @@ def build_partial(group: str, config: DictConfig, kind: type) -> Callable:
 
 
 def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFactory, int | None]:
-    """What a run of ``trainer.seed`` starts from, drawn in its order: the data, the task with its model, the
-    optimizer factory and the batch size."""
+    """What a run of ``trainer.seed`` starts from, drawn in its order: the data, the task with its model (its
+    weights those of ``init_from``'s checkpoint, when given), the optimizer factory and the batch size."""
     seed_everything(config.trainer.seed)
     data = build_data(config.data, config.get("augment"))
     if config.get("activation") is not None:
         check_activation(config.activation)
     task = build_task(config, data.spec)
+    if config.get("init_from") is not None:
+        start_from_weights(task, config.init_from, config.get("ckpt_path"))
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     return data, task, make_optimizer, batch_size
+
+
+def start_from_weights(task: Task, init_from: Any, ckpt_path: Any) -> None:
+    """A new run from a checkpoint's model weights (fine-tuning, a warm start): the optimizer, the schedule and the
+    step count start afresh, and the data may be another with the same shapes. One model's weights start every
+    member of a run of several seeds. A resume (``ckpt_path``) takes its weights from its own checkpoint."""
+    if ckpt_path is not None:
+        raise ConfigError("init_from", init_from, "and ckpt_path exclude each other: ckpt_path resumes a run, init_from starts a new one from its weights")
+    if not isinstance(init_from, str):
+        raise ConfigError("init_from", init_from, "must be a checkpoint file (<run>/checkpoints/best.ckpt)")
+    weights = load_checkpoint(init_from, "init_from")["model"]
+    if task.members > 1 and not state_mismatch({name: tensor[0] for name, tensor in task.state_dict().items()}, weights):
+        weights = {name: tensor.expand(task.members, *tensor.shape).clone() for name, tensor in weights.items()}
+    load_weights(task, weights, f"{setting('init_from', init_from)}: does not match this model")
 
 
 def build_all(group: str, config: DictConfig | None, interface: type, **kwargs: Any) -> list[Any]:

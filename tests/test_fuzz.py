@@ -26,8 +26,9 @@ BASES = [["model=" + option, *FITTING_DATA.get(option, [])] for option in option
     for group in ("data", "optimizer", "scheduler", "activation", "callbacks", "augment") for option in options(group)
     if option not in ("csv", "none")
 ]
-# data.root: another folder would be downloaded into; the data sets' stand-ins live under $NNLAB_DATA.
-SKIPPED = ("paths", "hydra", "name", "ckpt_path", "optimized_metric", "logger", "data.root", "data.download")
+# data.root: another folder would be downloaded into; the data sets' stand-ins live under $NNLAB_DATA. ckpt_path and
+# init_from name checkpoint files, whose refusals name the file (test_errors, test_loop_tools).
+SKIPPED = ("paths", "hydra", "name", "ckpt_path", "init_from", "optimized_metric", "logger", "data.root", "data.download")
 # Keys whose large values are legitimately slow (they say how long to train or how much data to make), drawn
 # from small values only: the search is for crashes, not for long runs.
 SIZES = ("trainer.max_steps", "trainer.max_epochs", "trainer.seeds", "data.n_samples", "data.n_points", "data.sequence_length")

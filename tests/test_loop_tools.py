@@ -1,5 +1,5 @@
 """The loop's everyday tools (#11): progress, the run log, the per-step history, callbacks, accumulation,
-schedules, the weights the test split is scored on, the LR range test."""
+schedules, the weights the test split is scored on, a new run from a checkpoint's weights, the LR range test."""
 
 import csv
 import json
@@ -17,8 +17,9 @@ from PIL import Image
 
 from src import REPO_ROOT
 from src.evaluate import evaluate
-from src.errors import ConfigError
+from src.errors import ConfigError, UserError
 from src.lr_find import RangeTest, lr_find, range_test, steepest_descent
+from src.models.members import member_state
 from src.tasks.classification import BinaryClassification
 from src.training.checkpoint import load_checkpoint
 from src.training.schedules import WarmupCosine
@@ -223,6 +224,49 @@ def test_a_callbacks_state_that_this_run_lacks_is_left_out_of_a_resume_with_a_wa
 def test_a_time_limit_of_no_time_is_refused_in_one_line(tmp_path):
     with pytest.raises(ConfigError, match=r"^callbacks\.time_limit\.minutes=0: must be a number > 0$"):
         run_training(tmp_path, "logger=none", "callbacks=[time_limit]", "callbacks.time_limit.minutes=0")
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory):
+    """A moons MLP trained 30 Adam steps: its last.ckpt and the metrics it ended with."""
+    folder = tmp_path_factory.mktemp("pretrained")
+    metrics = run_training(folder, "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=30", "logger=none")
+    return folder / "checkpoints" / "last.ckpt", metrics
+
+
+@pytest.mark.parametrize("seeds", [1, 2])
+def test_a_new_run_starts_from_a_checkpoints_weights_with_its_own_optimizer_and_step_count(tmp_path, pretrained, seeds):
+    checkpoint, before = pretrained
+    weights = load_checkpoint(checkpoint)["model"]
+    # Plain SGD at an lr too small to move them: the run ends on the checkpoint's weights, scored as the checkpoint was.
+    metrics = run_training(
+        tmp_path, "data=moons", "model=mlp", "optimizer=minibatch", "optimizer.lr=1e-12", "trainer.max_steps=3", "logger=none",
+        f"trainer.seeds={seeds}", f"init_from={checkpoint}",
+    )
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")
+    assert saved["loop"]["step"] == 3 and "momentum_buffer" not in str(saved["optimizers"]) and "exp_avg" not in str(saved["optimizers"])
+    for member in range(seeds):  # one model's weights start every member
+        model = member_state(saved["model"], member) if seeds > 1 else saved["model"]
+        for name, tensor in weights.items():
+            torch.testing.assert_close(model[name], tensor, rtol=0, atol=1e-9)
+    assert metrics["val/acc"] == pytest.approx(before["val/acc"]) and metrics["val/loss"] == pytest.approx(before["val/loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "overrides, line",
+    [
+        (["model.hidden=[8]"], r"init_from='.*last.ckpt': does not match this model \(the checkpoint has model.layers.5.(weight|bias), which this model lacks\)"),
+        (["data=digits"], r"init_from='.*last.ckpt': does not match this model \(model.layers.1.weight has shape \(64, 2\) in the checkpoint, \(64, 64\)"),
+        (["ckpt_path=CHECKPOINT"], r"init_from='.*last.ckpt': and ckpt_path exclude each other: ckpt_path resumes a run, init_from starts a new one"),
+    ],
+)
+def test_a_checkpoint_that_cannot_start_this_run_is_refused_in_one_line(tmp_path, pretrained, overrides, line):
+    checkpoint = pretrained[0]
+    with pytest.raises(UserError, match=line):
+        run_training(tmp_path, "data=moons", "model=mlp", "trainer.max_steps=3", "logger=none", f"init_from={checkpoint}",
+                     *(override.replace("CHECKPOINT", str(checkpoint)) for override in overrides))
+    with pytest.raises(UserError, match=r"init_from='.*nosuch.ckpt': no such checkpoint file"):
+        run_training(tmp_path, "trainer.max_steps=3", "logger=none", f"init_from={tmp_path / 'nosuch.ckpt'}")
 
 
 def test_the_steepest_descent_of_a_made_up_curve_is_where_it_falls_fastest():

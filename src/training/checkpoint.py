@@ -47,9 +47,10 @@ def write_durably(data: bytes | str, path: Path) -> None:
         raise UserError(f"cannot write {path}: {error.strerror or error}") from None
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Load tensors and plain containers only; anything else in the file is refused, never run."""
-    file, where = Path(path).expanduser(), setting("ckpt_path", path)
+def load_checkpoint(path: str | Path, key: str = "ckpt_path") -> dict[str, Any]:
+    """Load tensors and plain containers only; anything else in the file is refused, never run. ``key``: the
+    setting that named the file, in the refusals."""
+    file, where = Path(path).expanduser(), setting(key, path)
     if not str(path).strip():  # `ckpt_path=` on the command line: Path("") is the current folder
         raise UserError(f"{where}: empty; give a checkpoint file (<run>/checkpoints/last.ckpt)")
     if file.is_dir():  # a run folder, say

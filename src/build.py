@@ -142,9 +142,10 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
 def start_from_weights(task: Task, init_from: Any, ckpt_path: Any) -> None:
     """A new run from a checkpoint's model weights (fine-tuning, a warm start): the optimizer, the schedule and the
     step count start afresh, and the data may be another with the same shapes. One model's weights start every
-    member of a run of several seeds. A resume (``ckpt_path``) takes its weights from its own checkpoint."""
+    member of a run of several seeds. A resume (``ckpt_path``: an interrupted fine-tuning run resumed with its own
+    overrides, as it prints them) takes its weights from its own checkpoint instead."""
     if ckpt_path is not None:
-        raise ConfigError("init_from", init_from, "and ckpt_path exclude each other: ckpt_path resumes a run, init_from starts a new one from its weights")
+        return
     if not isinstance(init_from, str):
         raise ConfigError("init_from", init_from, "must be a checkpoint file (<run>/checkpoints/best.ckpt)")
     weights = load_checkpoint(init_from, "init_from")["model"]

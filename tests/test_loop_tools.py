@@ -252,19 +252,27 @@ def test_a_new_run_starts_from_a_checkpoints_weights_with_its_own_optimizer_and_
     assert metrics["val/acc"] == pytest.approx(before["val/acc"]) and metrics["val/loss"] == pytest.approx(before["val/loss"], rel=1e-6)
 
 
+def test_a_fine_tuning_run_resumed_with_its_own_overrides_ends_where_it_would_have(tmp_path, pretrained):
+    job = ["data=moons", "model=mlp", "optimizer=minibatch", "optimizer.lr=0.05", "logger=none", f"init_from={pretrained[0]}"]
+    run_training(tmp_path / "whole", *job, "trainer.max_steps=12")
+    run_training(tmp_path / "part", *job, "trainer.max_steps=5")
+    run_training(tmp_path / "rest", *job, "trainer.max_steps=12", f"ckpt_path={tmp_path / 'part' / 'checkpoints' / 'last.ckpt'}")
+    whole, rest = (load_checkpoint(tmp_path / name / "checkpoints" / "last.ckpt") for name in ("whole", "rest"))
+    assert rest["loop"]["step"] == 12
+    assert all(torch.equal(whole["model"][name], rest["model"][name]) for name in whole["model"])
+
+
 @pytest.mark.parametrize(
     "overrides, line",
     [
         (["model.hidden=[8]"], r"init_from='.*last.ckpt': does not match this model \(the checkpoint has model.layers.5.(weight|bias), which this model lacks\)"),
         (["data=digits"], r"init_from='.*last.ckpt': does not match this model \(model.layers.1.weight has shape \(64, 2\) in the checkpoint, \(64, 64\)"),
-        (["ckpt_path=CHECKPOINT"], r"init_from='.*last.ckpt': and ckpt_path exclude each other: ckpt_path resumes a run, init_from starts a new one"),
     ],
 )
 def test_a_checkpoint_that_cannot_start_this_run_is_refused_in_one_line(tmp_path, pretrained, overrides, line):
     checkpoint = pretrained[0]
     with pytest.raises(UserError, match=line):
-        run_training(tmp_path, "data=moons", "model=mlp", "trainer.max_steps=3", "logger=none", f"init_from={checkpoint}",
-                     *(override.replace("CHECKPOINT", str(checkpoint)) for override in overrides))
+        run_training(tmp_path, "data=moons", "model=mlp", "trainer.max_steps=3", "logger=none", f"init_from={checkpoint}", *overrides)
     with pytest.raises(UserError, match=r"init_from='.*nosuch.ckpt': no such checkpoint file"):
         run_training(tmp_path, "trainer.max_steps=3", "logger=none", f"init_from={tmp_path / 'nosuch.ckpt'}")
 

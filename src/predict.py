@@ -4,7 +4,8 @@ Each output row holds the input row, the predicted class and its probability (or
 A model trained on pictures also takes a picture file or a folder of them (``input=photos/``): a row per
 picture, its file first.
 A run of several seeds predicts as their ensemble (the members' mean probability, or mean value),
-or as one member with ``member=<seed>``.
+or as one member with ``member=<seed>``. A GAN generates instead: ``samples=N`` rows of its generator's samples,
+in the data's own units, from the latent draws of ``seed`` (``member=<seed>`` for a run of several seeds).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Any, Iterable
 
 import hydra
 import torch
@@ -22,9 +24,13 @@ from src.build import build_from_checkpoint
 from src.data.csv_table import feature_matrix, read_rows
 from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
 from src.data.spec import DataSpec
+from src.tasks.task import Task
 from src.errors import ConfigError, UserError, check, integer, null, positive_int, report_user_errors, setting
 from src.run_log import log
 from src.training.device import out_of_memory_in_one_line, resolve_device
+
+
+USAGE = "python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv> (a GAN: samples=<count> instead of input)"
 
 
 def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]:
@@ -41,16 +47,21 @@ def _feature_columns(header: list[str], spec: DataSpec, path: Path) -> list[int]
 
 
 def predict(
-    ckpt_path: str | None, input: str | None, output: str, member: int | None = None, device: str = "auto", eval_batch_size: int | None = None
+    ckpt_path: str | None, input: str | None, output: str, member: int | None = None, device: str = "auto", eval_batch_size: int | None = None,
+    samples: int | None = None, seed: int = 0,
 ) -> int:
-    for key, value in (("ckpt_path", ckpt_path), ("input", input)):
-        if value is None:
-            raise ConfigError(key, value, "is required: python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv>")
+    if ckpt_path is None:
+        raise ConfigError("ckpt_path", ckpt_path, f"is required: {USAGE}")
     if member is not None:
         check("member", member, integer)
     where = resolve_device(device, "device")
     check("eval_batch_size", eval_batch_size, positive_int | null)
     task, spec, config = build_from_checkpoint(ckpt_path, member)
+    batch_size = eval_batch_size or config.trainer.eval_batch_size
+    if samples is not None or task.adversarial:
+        return _generate(task, spec, where, batch_size, input, output, samples, seed)
+    if input is None:
+        raise ConfigError("input", input, f"is required: {USAGE}")
     task = task.solo_view().to(where)
     path = Path(input).expanduser()
     files = _picture_files(path, spec, input)
@@ -64,21 +75,48 @@ def predict(
         columns = _feature_columns(header, spec, path)
         features = torch.from_numpy(feature_matrix(path, header, body, columns)).float().reshape(len(body), *spec.input_shape)
         names, shown = [header[c] for c in columns], [[row[c] for _, row in body] for c in columns]  # the cells' own text
-    batch_size = eval_batch_size or config.trainer.eval_batch_size
     with out_of_memory_in_one_line(where, batch_size):
         try:  # in parts of eval_batch_size rows: a folder of pictures through a CNN at once would fill any memory
             parts = [task.prediction_columns(rows.to(where)) for rows in spec.scale(features).split(batch_size)]
         except UserError as error:
             raise UserError(f"{setting('ckpt_path', ckpt_path)}: {error}") from None
     predicted = {column: [value for part in parts for value in part[column]] for column in parts[0]}
+    _write(output, names + list(predicted), zip(*shown, *predicted.values()))
+    return len(features)
+
+
+def _generate(task: Task, spec: DataSpec, where: torch.device, batch_size: int, input: str | None, output: str, samples: int | None, seed: int) -> int:
+    """``samples`` rows of the GAN's generated samples, flattened, in the data's units (its standardization undone)."""
+    if not task.adversarial:
+        raise ConfigError("samples", samples, f"only a GAN (task=adversarial) generates samples; this checkpoint's task is {type(task).__name__}: give input=<file>")
+    if input is not None:
+        raise ConfigError("input", input, "a GAN generates from noise, not from rows: give samples=<count> instead")
+    if samples is None:
+        raise ConfigError("samples", samples, "a GAN generates samples from noise: give their number, e.g. samples=1000")
+    check("samples", samples, positive_int)
+    check("seed", seed, integer)
+    if task.members > 1:
+        raise ConfigError("member", None, f"a run of several seeds generates with one of them: member=<seed> (its seeds: {', '.join(map(str, task.model.seeds))})")
+    task.to(where)
+    latent = task.latent(samples, torch.Generator(device=where).manual_seed(seed))  # drawn at once: parts draw alike
+    with out_of_memory_in_one_line(where, batch_size), torch.no_grad():
+        generated = torch.cat([task.model.generator(part) for part in latent.split(batch_size)]).cpu()
+    if spec.mean is not None:
+        generated = generated * spec.std + spec.mean
+    rows = generated.flatten(1)
+    names = spec.feature_names if spec.feature_names and len(spec.feature_names) == rows.shape[1] else [f"x{i}" for i in range(1, rows.shape[1] + 1)]
+    _write(output, names, ([f"{value:.7g}" for value in row] for row in rows.tolist()))
+    return samples
+
+
+def _write(output: str, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
     try:
         with open(output, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(names + list(predicted))
-            writer.writerows(zip(*shown, *predicted.values()))
+            writer.writerow(header)
+            writer.writerows(rows)
     except OSError as error:
         raise UserError(f"{setting('output', output)}: cannot write ({error.strerror or error})") from None
-    return len(features)
 
 
 def _picture_files(path: Path, spec: DataSpec, given: str) -> list[Path] | None:
@@ -102,9 +140,10 @@ def _picture_files(path: Path, spec: DataSpec, given: str) -> list[Path] | None:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="predict")
 def main(config: DictConfig) -> None:
     count = report_user_errors(
-        lambda: predict(config.ckpt_path, config.input, config.output, config.member, config.device, config.eval_batch_size)
+        lambda: predict(config.ckpt_path, config.input, config.output, config.member, config.device, config.eval_batch_size, config.samples, config.seed)
     )
-    log.info(f"{count} prediction{'s' if count != 1 else ''} written to {config.output}")
+    what = "generated sample" if config.samples is not None else "prediction"
+    log.info(f"{count} {what}{'s' if count != 1 else ''} written to {config.output}")
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from src.errors import UserError
+from src.build import build_from_checkpoint
 from src.evaluate import evaluate
 from src.predict import predict
 from src.tasks.classification import BinaryClassification
@@ -116,16 +117,6 @@ def test_predict_writes_class_and_probability_per_row(trained, tmp_path):
     assert list(result[0]) == ["a", "b", "prediction", "probability"]
 
 
-def test_predicting_with_a_gan_says_that_its_task_makes_no_predictions(tmp_path):
-    run_training(tmp_path / "gan", "model=gan", "data=ring", "data.n_samples=200", "trainer.max_steps=1", "logger=none")
-    rows = tmp_path / "rows.csv"
-    rows.write_text("x0,x1\n0.5,0.5\n")
-    checkpoint = tmp_path / "gan" / "checkpoints" / "last.ckpt"
-    with pytest.raises(UserError, match=rf"^ckpt_path='{checkpoint}': task Adversarial makes no predictions from rows$"):
-        predict(str(checkpoint), str(rows), str(tmp_path / "out.csv"))
-    assert not (tmp_path / "out.csv").exists()
-
-
 def test_predict_names_missing_columns(trained, tmp_path):
     run, _, _ = trained
     bad = tmp_path / "bad.csv"
@@ -168,3 +159,52 @@ def test_regression_prediction(tmp_path, csv_file):
     new = csv_file("x\n0.5\n", "new.csv")
     predict(str(tmp_path / "run" / "checkpoints" / "last.ckpt"), str(new), str(tmp_path / "o.csv"))
     assert float(list(csv.DictReader((tmp_path / "o.csv").open()))[0]["prediction"]) == pytest.approx(2.5, abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def gan(tmp_path_factory):
+    """A ring GAN trained a few steps on standardized points, and its stacked twin of 2 seeds."""
+    folder = tmp_path_factory.mktemp("gan")
+    job = ["experiment=gan_ring", "data.n_samples=500", "data.standardize=true", "trainer.max_steps=5", "callbacks=none", "logger=none"]
+    run_training(folder / "one", *job)
+    run_training(folder / "two", *job, "trainer.seeds=2")
+    return {name: str(folder / name / "checkpoints" / "last.ckpt") for name in ("one", "two")}
+
+
+def test_a_gan_generates_samples_in_the_datas_units_from_the_latent_draws_of_its_seed(gan, tmp_path):
+    def generated(name, **settings):
+        assert predict(gan["one"], None, str(tmp_path / name), **settings) == settings["samples"]
+        lines = (tmp_path / name).read_text().splitlines()
+        assert lines[0] == "x1,x2"
+        return torch.tensor([[float(cell) for cell in line.split(",")] for line in lines[1:]])
+
+    samples = generated("seed3.csv", samples=7, seed=3)
+    task, spec, _ = build_from_checkpoint(gan["one"])
+    with torch.no_grad():  # the generator's output, its standardization undone
+        expected = task.model.generator(task.latent(7, torch.Generator().manual_seed(3))) * spec.std + spec.mean
+    assert spec.mean is not None and samples.shape == (7, 2)
+    torch.testing.assert_close(samples, expected, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(generated("parts.csv", samples=7, seed=3, eval_batch_size=3), samples)
+    assert not torch.allclose(generated("seed4.csv", samples=7, seed=4), samples)
+    member = build_from_checkpoint(gan["two"], 43)[0]
+    predict(gan["two"], None, str(tmp_path / "member.csv"), member=43, samples=4, seed=0)
+    with torch.no_grad():
+        first = member.model.generator(member.latent(4, torch.Generator().manual_seed(0)))[0] * spec.std + spec.mean
+    assert (tmp_path / "member.csv").read_text().splitlines()[1] == ",".join(f"{value:.7g}" for value in first.tolist())
+
+
+def test_generating_is_refused_in_one_line_without_a_count_for_a_classifier_or_from_rows(gan, trained, tmp_path):
+    run = trained[0]
+    classifier = str(run / "out" / "checkpoints" / "best.ckpt")
+    for arguments, line in [
+        ((gan["one"], None), "samples=None: a GAN generates samples from noise: give their number, e.g. samples=1000"),
+        ((gan["one"], None, {"samples": 0}), "samples=0: must be a positive integer"),
+        ((gan["one"], str(run / "train.csv"), {"samples": 3}), f"input='{run / 'train.csv'}': a GAN generates from noise, not from rows: give samples=<count> instead"),
+        ((gan["two"], None, {"samples": 3}), "member=None: a run of several seeds generates with one of them: member=<seed> (its seeds: 42, 43)"),
+        ((classifier, None, {"samples": 3}), "samples=3: only a GAN (task=adversarial) generates samples; this checkpoint's task is BinaryClassification: give input=<file>"),
+    ]:
+        path, input, *settings = arguments
+        with pytest.raises(UserError) as error:
+            predict(path, input, str(tmp_path / "out.csv"), **(settings[0] if settings else {}))
+        assert str(error.value) == line
+    assert not (tmp_path / "out.csv").exists()

@@ -24,9 +24,9 @@ from src.build import build_from_checkpoint
 from src.data.csv_table import feature_matrix, read_rows
 from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
 from src.data.spec import DataSpec
-from src.tasks.task import Task
 from src.errors import ConfigError, UserError, check, integer, null, positive_int, report_user_errors, setting
 from src.run_log import log
+from src.tasks.task import Task
 from src.training.device import out_of_memory_in_one_line, resolve_device
 
 

@@ -133,19 +133,18 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
     if config.get("activation") is not None:
         check_activation(config.activation)
     task = build_task(config, data.spec)
-    if config.get("init_from") is not None:
-        start_from_weights(task, config.init_from, config.get("ckpt_path"))
+    # A resume (an interrupted fine-tuning run resumed with its own overrides, as it prints them) takes its
+    # weights from its own checkpoint instead.
+    if config.get("init_from") is not None and config.get("ckpt_path") is None:
+        start_from_weights(task, config.init_from)
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     return data, task, make_optimizer, batch_size
 
 
-def start_from_weights(task: Task, init_from: Any, ckpt_path: Any) -> None:
+def start_from_weights(task: Task, init_from: Any) -> None:
     """A new run from a checkpoint's model weights (fine-tuning, a warm start): the optimizer, the schedule and the
     step count start afresh, and the data may be another with the same shapes. One model's weights start every
-    member of a run of several seeds. A resume (``ckpt_path``: an interrupted fine-tuning run resumed with its own
-    overrides, as it prints them) takes its weights from its own checkpoint instead."""
-    if ckpt_path is not None:
-        return
+    member of a run of several seeds."""
     if not isinstance(init_from, str):
         raise ConfigError("init_from", init_from, "must be a checkpoint file (<run>/checkpoints/best.ckpt)")
     weights = load_checkpoint(init_from, "init_from")["model"]

@@ -5,21 +5,23 @@ A model trained on pictures also takes a picture file or a folder of them (``inp
 picture, its file first.
 A run of several seeds predicts as their ensemble (the members' mean probability, or mean value),
 or as one member with ``member=<seed>``. A GAN generates instead: ``samples=N`` rows of its generator's samples,
-in the data's own units, from the latent draws of ``seed`` (``member=<seed>`` for a run of several seeds).
+in the data's own units, from the latent draws of ``seed`` (``member=<seed>`` for a run of several seeds), or
+with ``output=<file>.png`` one picture of them: pictures in a grid, 2-D points scattered.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import hydra
 import torch
 from omegaconf import DictConfig
 
-from src import cli
+from src import cli, visuals
 from src.build import build_from_checkpoint
 from src.data.csv_table import feature_matrix, read_rows
 from src.data.image_sets import IMAGE_SUFFIXES, PICTURES, pictures
@@ -62,6 +64,8 @@ def predict(
         return _generate(task, spec, where, batch_size, input, output, samples, seed)
     if input is None:
         raise ConfigError("input", input, f"is required: {USAGE}")
+    if _is_picture(output):
+        raise ConfigError("output", output, "predictions are written as CSV rows; a picture (.png) shows a GAN's samples")
     task = task.solo_view().to(where)
     path = Path(input).expanduser()
     files = _picture_files(path, spec, input)
@@ -95,6 +99,9 @@ def _generate(task: Task, spec: DataSpec, where: torch.device, batch_size: int, 
         raise ConfigError("samples", samples, "a GAN generates samples from noise: give their number, e.g. samples=1000")
     check("samples", samples, positive_int)
     check("seed", seed, integer)
+    shape = task.model.sample_shape
+    if _is_picture(output) and len(shape) != 3 and shape != (2,):
+        raise ConfigError("output", output, f"a picture shows pictures or 2-D points; data {spec.name}'s samples are {'×'.join(map(str, shape))} values: give a .csv")
     if task.members > 1:
         raise ConfigError("member", None, f"a run of several seeds generates with one of them: member=<seed> (its seeds: {', '.join(map(str, task.model.seeds))})")
     task.to(where)
@@ -103,18 +110,32 @@ def _generate(task: Task, spec: DataSpec, where: torch.device, batch_size: int, 
         generated = torch.cat([task.model.generator(part) for part in latent.split(batch_size)]).cpu()
     if spec.mean is not None:
         generated = generated * spec.std + spec.mean
+    if _is_picture(output):
+        picture = visuals.image_grid(generated, columns=math.ceil(math.sqrt(samples))) if len(shape) == 3 else visuals.scatter([generated])
+        with _writing(output):
+            visuals.pil_image(picture).save(output, format="PNG")
+        return samples
     rows = generated.flatten(1)
     names = spec.feature_names if spec.feature_names and len(spec.feature_names) == rows.shape[1] else [f"x{i}" for i in range(1, rows.shape[1] + 1)]
     _write(output, names, ([f"{value:.7g}" for value in row] for row in rows.tolist()))
     return samples
 
 
+def _is_picture(output: str) -> bool:
+    return Path(output).suffix.lower() == ".png"
+
+
 def _write(output: str, header: list[str], rows: Iterable[Iterable[Any]]) -> None:
+    with _writing(output), open(output, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@contextlib.contextmanager
+def _writing(output: str) -> Iterator[None]:
     try:
-        with open(output, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(header)
-            writer.writerows(rows)
+        yield
     except OSError as error:
         raise UserError(f"{setting('output', output)}: cannot write ({error.strerror or error})") from None
 

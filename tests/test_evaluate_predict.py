@@ -3,8 +3,10 @@
 import csv
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from src.errors import UserError
 from src.build import build_from_checkpoint
@@ -163,12 +165,23 @@ def test_regression_prediction(tmp_path, csv_file):
 
 @pytest.fixture(scope="module")
 def gan(tmp_path_factory):
-    """A ring GAN trained a few steps on standardized points, and its stacked twin of 2 seeds."""
+    """A ring GAN trained a few steps on standardized points, its stacked twin of 2 seeds, a digits GAN (8×8
+    pictures) and a GAN of sine windows (sequences)."""
     folder = tmp_path_factory.mktemp("gan")
-    job = ["experiment=gan_ring", "data.n_samples=500", "data.standardize=true", "trainer.max_steps=5", "callbacks=none", "logger=none"]
+    short = ["trainer.max_steps=5", "trainer.max_epochs=null", "callbacks=none", "logger=none"]
+    job = ["experiment=gan_ring", "data.n_samples=500", "data.standardize=true", *short]
     run_training(folder / "one", *job)
     run_training(folder / "two", *job, "trainer.seeds=2")
-    return {name: str(folder / name / "checkpoints" / "last.ckpt") for name in ("one", "two")}
+    run_training(folder / "digits", "experiment=gan_digits", *short)
+    run_training(folder / "sine", "model=gan", "data=sine", *short)
+    return {name: str(folder / name / "checkpoints" / "last.ckpt") for name in ("one", "two", "digits", "sine")}
+
+
+def generator_output(checkpoint: str, samples: int, seed: int) -> torch.Tensor:
+    task, spec, _ = build_from_checkpoint(checkpoint)
+    with torch.no_grad():
+        generated = task.model.generator(task.latent(samples, torch.Generator().manual_seed(seed)))
+    return generated if spec.mean is None else generated * spec.std + spec.mean
 
 
 def test_a_gan_generates_samples_in_the_datas_units_from_the_latent_draws_of_its_seed(gan, tmp_path):
@@ -179,32 +192,53 @@ def test_a_gan_generates_samples_in_the_datas_units_from_the_latent_draws_of_its
         return torch.tensor([[float(cell) for cell in line.split(",")] for line in lines[1:]])
 
     samples = generated("seed3.csv", samples=7, seed=3)
-    task, spec, _ = build_from_checkpoint(gan["one"])
-    with torch.no_grad():  # the generator's output, its standardization undone
-        expected = task.model.generator(task.latent(7, torch.Generator().manual_seed(3))) * spec.std + spec.mean
-    assert spec.mean is not None and samples.shape == (7, 2)
-    torch.testing.assert_close(samples, expected, rtol=1e-5, atol=1e-6)
+    assert build_from_checkpoint(gan["one"])[1].mean is not None and samples.shape == (7, 2)
+    torch.testing.assert_close(samples, generator_output(gan["one"], 7, 3), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(generated("parts.csv", samples=7, seed=3, eval_batch_size=3), samples)
     assert not torch.allclose(generated("seed4.csv", samples=7, seed=4), samples)
-    member = build_from_checkpoint(gan["two"], 43)[0]
+    member, spec, _ = build_from_checkpoint(gan["two"], 43)
     predict(gan["two"], None, str(tmp_path / "member.csv"), member=43, samples=4, seed=0)
     with torch.no_grad():
         first = member.model.generator(member.latent(4, torch.Generator().manual_seed(0)))[0] * spec.std + spec.mean
     assert (tmp_path / "member.csv").read_text().splitlines()[1] == ",".join(f"{value:.7g}" for value in first.tolist())
 
 
+def test_a_png_output_draws_a_gans_samples_in_one_picture(gan, tmp_path):
+    """Pictures in a grid of √N columns, each stretched to black and white and enlarged 4 times; 2-D points on
+    a white square, every sample a coloured pixel."""
+    assert predict(gan["digits"], None, str(tmp_path / "digits.png"), samples=8, seed=3) == 8
+    picture = np.asarray(Image.open(tmp_path / "digits.png"))
+    assert picture.shape == (3 * 33 + 1, 3 * 33 + 1, 3)  # 3 columns and rows of 8×8 pixels × 4, 1 apart
+    for index, sample in enumerate(generator_output(gan["digits"], 8, 3)[:, 0]):
+        row, column = divmod(index, 3)
+        cell = picture[1 + 33 * row : 33 * (row + 1) : 4, 1 + 33 * column : 33 * (column + 1) : 4, 0]
+        stretched = (sample - sample.min()) / (sample.max() - sample.min()) * 255
+        assert np.abs(cell.astype(float) - stretched.numpy()).max() <= 1
+    assert (picture[1 + 33 * 2 :, 1 + 33 * 2 :] == 255).all()  # the ninth cell stays empty
+
+    predict(gan["one"], None, str(tmp_path / "ring.png"), samples=50, seed=3)
+    points = generator_output(gan["one"], 50, 3)
+    picture = np.asarray(Image.open(tmp_path / "ring.png"))
+    size = picture.shape[0]
+    low, high = points.min(0).values - 0.3, points.max(0).values + 0.3  # the scatter's margins
+    columns = ((points[:, 0] - low[0]) / (high[0] - low[0]) * (size - 1)).round().long()
+    rows = ((high[1] - points[:, 1]) / (high[1] - low[1]) * (size - 1)).round().long()
+    assert (picture[rows, columns] != 255).any(1).all() and (picture == 255).all(2).mean() > 0.99
+
+
 def test_generating_is_refused_in_one_line_without_a_count_for_a_classifier_or_from_rows(gan, trained, tmp_path):
     run = trained[0]
     classifier = str(run / "out" / "checkpoints" / "best.ckpt")
-    for arguments, line in [
-        ((gan["one"], None), "samples=None: a GAN generates samples from noise: give their number, e.g. samples=1000"),
-        ((gan["one"], None, {"samples": 0}), "samples=0: must be a positive integer"),
-        ((gan["one"], str(run / "train.csv"), {"samples": 3}), f"input='{run / 'train.csv'}': a GAN generates from noise, not from rows: give samples=<count> instead"),
-        ((gan["two"], None, {"samples": 3}), "member=None: a run of several seeds generates with one of them: member=<seed> (its seeds: 42, 43)"),
-        ((classifier, None, {"samples": 3}), "samples=3: only a GAN (task=adversarial) generates samples; this checkpoint's task is BinaryClassification: give input=<file>"),
+    for (path, input, settings, output), line in [
+        ((gan["one"], None, {}, "out.csv"), "samples=None: a GAN generates samples from noise: give their number, e.g. samples=1000"),
+        ((gan["one"], None, {"samples": 0}, "out.csv"), "samples=0: must be a positive integer"),
+        ((gan["one"], str(run / "train.csv"), {"samples": 3}, "out.csv"), f"input='{run / 'train.csv'}': a GAN generates from noise, not from rows: give samples=<count> instead"),
+        ((gan["two"], None, {"samples": 3}, "out.csv"), "member=None: a run of several seeds generates with one of them: member=<seed> (its seeds: 42, 43)"),
+        ((classifier, None, {"samples": 3}, "out.csv"), "samples=3: only a GAN (task=adversarial) generates samples; this checkpoint's task is BinaryClassification: give input=<file>"),
+        ((gan["sine"], None, {"samples": 3}, "out.png"), f"output='{tmp_path / 'out.png'}': a picture shows pictures or 2-D points; data sine's samples are 40×1 values: give a .csv"),
+        ((classifier, str(run / "train.csv"), {}, "out.png"), f"output='{tmp_path / 'out.png'}': predictions are written as CSV rows; a picture (.png) shows a GAN's samples"),
     ]:
-        path, input, *settings = arguments
         with pytest.raises(UserError) as error:
-            predict(path, input, str(tmp_path / "out.csv"), **(settings[0] if settings else {}))
+            predict(path, input, str(tmp_path / output), **settings)
         assert str(error.value) == line
-    assert not (tmp_path / "out.csv").exists()
+    assert not list(tmp_path.iterdir())

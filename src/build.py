@@ -19,7 +19,7 @@ from torch.optim.lr_scheduler import LRScheduler
 from src.data.datamodule import DataModule
 from src.data.dataset import Dataset
 from src.data.spec import DataSpec
-from src.errors import ConfigError, Rule, UserError, boolean, built_as, in_one_line, check, null, number, one_of, positive_int, setting, wrong_kind
+from src.errors import ConfigError, Rule, UserError, boolean, built_as, in_one_line, check, integer, null, number, one_of, positive_int, setting, wrong_kind
 from src.models.members import member_state, stack
 from src.training.checkpoint import load_checkpoint, load_weights, state_mismatch
 from src.tasks.task import OptimizerFactory, Task
@@ -135,22 +135,48 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
     task = build_task(config, data.spec)
     # A resume (an interrupted fine-tuning run resumed with its own overrides, as it prints them) takes its
     # weights from its own checkpoint instead.
+    if config.get("init_member") is not None and config.get("init_from") is None:
+        raise ConfigError("init_member", config.init_member, "chooses the seed of init_from's checkpoint to start from, but init_from is not set")
     if config.get("init_from") is not None and config.get("ckpt_path") is None:
-        start_from_weights(task, config.init_from)
+        start_from_weights(task, config.init_from, config.get("init_member"))
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     return data, task, make_optimizer, batch_size
 
 
-def start_from_weights(task: Task, init_from: Any) -> None:
+def start_from_weights(task: Task, init_from: Any, member: Any = None) -> None:
     """A new run from a checkpoint's model weights (fine-tuning, a warm start): the optimizer, the schedule and the
-    step count start afresh, and the data may be another with the same shapes. One model's weights start every
-    member of a run of several seeds."""
+    step count start afresh, and the data may be another with the same shapes. One model's weights (or one
+    ``member`` of a run of several seeds) start every member of a run of several seeds."""
     if not isinstance(init_from, str):
         raise ConfigError("init_from", init_from, "must be a checkpoint file (<run>/checkpoints/best.ckpt)")
-    weights = load_checkpoint(init_from, "init_from")["model"]
+    checkpoint = load_checkpoint(init_from, "init_from")
+    seeds = _checkpoint_seeds(checkpoint)
+    if member is not None:
+        weights = member_weights(checkpoint["model"], seeds, member, "init_member")
+    elif len(seeds) > 1 and len(seeds) != task.members:
+        raise UserError(
+            f"{setting('init_from', init_from)}: holds the models of {len(seeds)} seeds ({', '.join(map(str, seeds))}) and this run "
+            f"trains {task.members}: start from one of them with init_member=<seed>"
+        )
+    else:
+        weights = checkpoint["model"]
     if task.members > 1 and not state_mismatch({name: tensor[0] for name, tensor in task.state_dict().items()}, weights):
         weights = {name: tensor.expand(task.members, *tensor.shape).clone() for name, tensor in weights.items()}
     load_weights(task, weights, f"{setting('init_from', init_from)}: does not match this model")
+
+
+def _checkpoint_seeds(checkpoint: dict[str, Any]) -> list[int]:
+    """The seeds of the run that wrote ``checkpoint``; one (a placeholder) when it does not say."""
+    trainer = checkpoint.get("config", {}).get("trainer", {})
+    return member_seeds(trainer.get("seed", 0), trainer.get("seeds", 1))
+
+
+def member_weights(weights: dict[str, Any], seeds: list[int], member: Any, key: str) -> dict[str, Any]:
+    """The weights of seed ``member`` of a run of ``seeds`` (a run of one seed: its weights as they are)."""
+    check(key, member, integer)
+    if member not in seeds:
+        raise ConfigError(key, member, f"not a seed of this run; its seeds: {', '.join(map(str, seeds))}")
+    return member_state(weights, seeds.index(member)) if len(seeds) > 1 else weights
 
 
 def build_all(group: str, config: DictConfig | None, interface: type, **kwargs: Any) -> list[Any]:
@@ -269,12 +295,8 @@ def build_from_checkpoint(path: str, member: int | None = None) -> tuple[Task, D
     spec = DataSpec.from_state(checkpoint["data"])
     weights = checkpoint["model"]
     if member is not None:
-        seeds = member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))
-        if member not in seeds:
-            raise ConfigError("member", member, f"not a seed of this run; its seeds: {', '.join(map(str, seeds))}")
-        if len(seeds) > 1:
-            weights = member_state(weights, seeds.index(member))
-            config.trainer.seeds, config.trainer.seed = 1, member
+        weights = member_weights(weights, _checkpoint_seeds(checkpoint), member, "member")
+        config.trainer.seeds, config.trainer.seed = 1, member
     task = build_task(config, spec)
     load_weights(task, weights, f"{where}: does not match the model its config describes")
     return task.eval(), spec, config

@@ -269,7 +269,7 @@ def test_cli_prints_one_line_exits_non_zero_without_traceback(tmp_path):
         ("src.train", ["activation=relu", "activation.inplace=true"], "error: activation.inplace is not a key of activation (it has none)"),
         ("src.train", ["activation=nosuch"], "error: activation=nosuch: no such option; options: elu, gelu, leaky_relu, relu, sigmoid, silu, tanh"),
         ("src.train", ["data=planar", "experiment=nosuch"], "error: experiment=nosuch: no such option; options: cnn_cifar10, cnn_digits, cnn_fashion_mnist, "),
-        ("src.train", ["nosuch.key=1"], "error: nosuch is not a key of the config (keys: name, ckpt_path, init_from, optimized_metric, data, augment, task, "),
+        ("src.train", ["nosuch.key=1"], "error: nosuch is not a key of the config (keys: name, ckpt_path, init_from, init_member, optimized_metric, data, augment, task, "),
         ("src.evaluate", ["splt=val"], "error: splt is not a key of the config (keys: ckpt_path, split, device, eval_batch_size); did you mean split?"),
     ],
 )

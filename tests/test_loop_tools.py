@@ -277,6 +277,43 @@ def test_a_checkpoint_that_cannot_start_this_run_is_refused_in_one_line(tmp_path
         run_training(tmp_path, "trainer.max_steps=3", "logger=none", f"init_from={tmp_path / 'nosuch.ckpt'}")
 
 
+@pytest.fixture(scope="module")
+def pretrained_seeds(tmp_path_factory):
+    """The moons MLP of seeds 42 and 43, trained 30 Adam steps as one run: its last.ckpt."""
+    folder = tmp_path_factory.mktemp("pretrained_seeds")
+    run_training(folder, "data=moons", "model=mlp", "optimizer=adam", "trainer.max_steps=30", "trainer.seeds=2", "logger=none")
+    return folder / "checkpoints" / "last.ckpt"
+
+
+@pytest.mark.parametrize("seeds, init_member, started_from", [(1, 43, [1]), (3, 42, [0, 0, 0]), (2, None, [0, 1])])
+def test_a_run_of_several_seeds_starts_a_new_run_from_the_member_chosen_or_member_by_member(tmp_path, pretrained_seeds, seeds, init_member, started_from):
+    stacked = load_checkpoint(pretrained_seeds)["model"]
+    chosen = [] if init_member is None else [f"init_member={init_member}"]
+    run_training(
+        tmp_path, "data=moons", "model=mlp", "optimizer=minibatch", "optimizer.lr=1e-12", "trainer.max_steps=3", "logger=none",
+        f"trainer.seeds={seeds}", f"init_from={pretrained_seeds}", *chosen,
+    )
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.ckpt")["model"]
+    for member, source in enumerate(started_from):
+        model = member_state(saved, member) if seeds > 1 else saved
+        for name, tensor in member_state(stacked, source).items():
+            torch.testing.assert_close(model[name], tensor, rtol=0, atol=1e-9)
+
+
+def test_a_member_that_cannot_start_this_run_is_refused_in_one_line(tmp_path, pretrained_seeds):
+    job = ["data=moons", "model=mlp", "trainer.max_steps=3", "logger=none"]
+    for overrides, line in [
+        ([f"init_from={pretrained_seeds}"], "init_from='{}': holds the models of 2 seeds (42, 43) and this run trains 1: start from one of them with init_member=<seed>"),
+        ([f"init_from={pretrained_seeds}", "init_member=7"], "init_member=7: not a seed of this run; its seeds: 42, 43"),
+        ([f"init_from={pretrained_seeds}", "init_member=x"], "init_member='x': must be an integer"),
+        (["init_member=43"], "init_member=43: chooses the seed of init_from's checkpoint to start from, but init_from is not set"),
+    ]:
+        with pytest.raises(UserError) as error:
+            run_training(tmp_path, *job, *overrides)
+        assert str(error.value) == line.format(pretrained_seeds)
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_the_steepest_descent_of_a_made_up_curve_is_where_it_falls_fastest():
     lrs = list(np.logspace(-6, 0, 61))
     losses = [1.0 - 0.5 * math.tanh(2 * (math.log10(lr) + 2)) for lr in lrs]  # falls fastest at 1e-2

@@ -32,6 +32,9 @@ from src.tasks.task import Task
 from src.training.device import out_of_memory_in_one_line, resolve_device
 
 
+# A GAN's pictures in one .png: each enlarged this many times, the grid at most this many pixels wide (its canvas
+# is drawn in float32: 200 MB at that size).
+GRID_SCALE, GRID_SIDE = 4, 4096
 USAGE = "python -m src.predict ckpt_path=<ckpt> input=<file.csv> output=<file.csv> (a GAN: samples=<count> instead of input)"
 
 
@@ -102,6 +105,11 @@ def _generate(task: Task, spec: DataSpec, where: torch.device, batch_size: int, 
     shape = task.model.sample_shape
     if _is_picture(output) and len(shape) != 3 and shape != (2,):
         raise ConfigError("output", output, f"a picture shows pictures or 2-D points; data {spec.name}'s samples are {'×'.join(map(str, shape))} values: give a .csv")
+    if _is_picture(output) and len(shape) == 3:
+        cell = GRID_SCALE * max(shape[1:]) + 1  # a picture enlarged and the line between two
+        if math.ceil(math.sqrt(samples)) * cell + 1 > GRID_SIDE:
+            fit = ((GRID_SIDE - 1) // cell) ** 2
+            raise ConfigError("samples", samples, f"at most {fit} pictures of {shape[1]}×{shape[2]} fit in a grid {GRID_SIDE} pixels wide: give fewer, or output=<file>.csv")
     if task.members > 1:
         raise ConfigError("member", None, f"a run of several seeds generates with one of them: member=<seed> (its seeds: {', '.join(map(str, task.model.seeds))})")
     task.to(where)
@@ -111,7 +119,7 @@ def _generate(task: Task, spec: DataSpec, where: torch.device, batch_size: int, 
     if spec.mean is not None:
         generated = generated * spec.std + spec.mean
     if _is_picture(output):
-        picture = visuals.image_grid(generated, columns=math.ceil(math.sqrt(samples))) if len(shape) == 3 else visuals.scatter([generated])
+        picture = visuals.image_grid(generated, math.ceil(math.sqrt(samples)), GRID_SCALE) if len(shape) == 3 else visuals.scatter([generated])
         with _writing(output):
             visuals.pil_image(picture).save(output, format="PNG")
         return samples

@@ -236,6 +236,7 @@ def test_generating_is_refused_in_one_line_without_a_count_for_a_classifier_or_f
         ((gan["two"], None, {"samples": 3}, "out.csv"), "member=None: a run of several seeds generates with one of them: member=<seed> (its seeds: 42, 43)"),
         ((classifier, None, {"samples": 3}, "out.csv"), "samples=3: only a GAN (task=adversarial) generates samples; this checkpoint's task is BinaryClassification: give input=<file>"),
         ((gan["sine"], None, {"samples": 3}, "out.png"), f"output='{tmp_path / 'out.png'}': a picture shows pictures or 2-D points; data sine's samples are 40×1 values: give a .csv"),
+        ((gan["digits"], None, {"samples": 125 ** 2}, "out.png"), f"samples={125 ** 2}: at most 15376 pictures of 8×8 fit in a grid 4096 pixels wide: give fewer, or output=<file>.csv"),
         ((classifier, str(run / "train.csv"), {}, "out.png"), f"output='{tmp_path / 'out.png'}': predictions are written as CSV rows; a picture (.png) shows a GAN's samples"),
     ]:
         with pytest.raises(UserError) as error:

@@ -24,7 +24,8 @@ def run(command, log_dir, *extra):
     result = subprocess.run(
         [*command, *JOB, *extra, f"paths.log_dir={log_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    # A rank's own error (a traceback, a C++ abort's message) comes before torchrun's long summary of the failure.
+    assert result.returncode == 0, result.stderr if len(result.stderr) < 6000 else f"{result.stderr[:4000]}\n…\n{result.stderr[-2000:]}"
     runs = list((log_dir / "train").iterdir())
     assert len(runs) == 1  # only rank 0 keeps a run folder
     return runs[0], result.stdout

@@ -7,11 +7,14 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
 
 from src import REPO_ROOT
+from src.build import build_training
 from src.errors import ConfigError, UserError, report_user_errors
 from src.training.checkpoint import load_checkpoint
-from src.training.distributed import shard_weights
+from src.training.distributed import shard_weights, step_loss
+from tests.conftest import make_config
 
 # 240 training rows in batches of 59: rank 0 holds 30 rows of each full batch, rank 1 29 (the last batch's 4: 2 each)
 JOB = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.batch_size=59", "trainer.max_epochs=15",
@@ -29,6 +32,13 @@ def run(command, log_dir, *extra):
     runs = list((log_dir / "train").iterdir())
     assert len(runs) == 1  # only rank 0 keeps a run folder
     return runs[0], result.stdout
+
+
+def printed_by_ranks(script: str, folder: Path) -> list[dict]:
+    """What each of the 2 processes of ``torchrun tests/<script> <folder>`` wrote into folder/rank<r>.json."""
+    result = subprocess.run([*TORCHRUN[:-2], str(Path(__file__).with_name(script)), str(folder)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [json.loads((folder / f"rank{rank}.json").read_text()) for rank in (0, 1)]
 
 
 @pytest.mark.slow
@@ -103,10 +113,7 @@ def test_a_time_limit_reached_on_one_rank_ends_the_run_on_every_rank_at_the_same
 
 @pytest.mark.slow
 def test_batch_norm_without_gradients_under_torchrun_normalizes_over_every_ranks_rows(tmp_path):
-    script = [*TORCHRUN[:-2], str(Path(__file__).with_name("torchrun_batch_norm_without_gradients.py"))]
-    result = subprocess.run([*script, str(tmp_path)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    ranks = [json.loads((tmp_path / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+    ranks = printed_by_ranks("torchrun_batch_norm_without_gradients.py", tmp_path)
     rows = torch.randn(10, 3, generator=torch.Generator().manual_seed(0)) * 3 + 1
     one = torch.nn.BatchNorm1d(3)
     with torch.no_grad():
@@ -131,6 +138,38 @@ def test_resume_under_torchrun_ends_where_one_uninterrupted_process_ends(tmp_pat
         torch.testing.assert_close(a["model"][name], b["model"][name], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow
+def test_dropout_under_torchrun_draws_each_ranks_own_mask_and_keeps_the_generators_alike(tmp_path):
+    ranks = printed_by_ranks("torchrun_dropout_masks.py", tmp_path)
+    assert [printed["kind"] for printed in ranks] == ["RankDropout"] * 2
+    first, second = (torch.tensor([printed[name] for printed in ranks]) for name in ("first", "second"))
+    assert set(first.unique().tolist()) == {0.0, 2.0} and 0.3 < (first == 0).float().mean() < 0.7  # p = 0.5, the rest × 2
+    assert not torch.equal(first[0], first[1]) and not torch.equal(first, second)  # each rank's own, each forward anew
+    assert ranks[0]["next_draw"] == ranks[1]["next_draw"]  # the ranks' generators stay alike
+    assert all(printed["eval"] == [[1.0] * 16] * 6 for printed in ranks)
+
+
+def test_the_loop_under_torchrun_gives_the_model_dropouts_of_each_ranks_own_masks(tmp_path):
+    _, task, _, _ = build_training(make_config(tmp_path, "data=moons", "model=mlp", "model.dropout=0.3", "trainer.seeds=2"))
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        step_loss(task, 2, sync_batchnorm=False)  # what the trainer wraps the task with under torchrun (2 processes)
+    finally:
+        dist.destroy_process_group()
+    assert [type(module).__name__ for module in task.modules() if isinstance(module, torch.nn.Dropout)] == ["RankDropout"] * 2
+
+
+@pytest.mark.slow
+def test_a_run_with_dropout_resumed_under_torchrun_ends_where_it_would_have(tmp_path):
+    dropout = ("model.dropout=0.3", "optimizer.batch_size=59")
+    whole, _ = run(TORCHRUN, tmp_path / "whole", *dropout, "trainer.max_epochs=4")
+    part, _ = run(TORCHRUN, tmp_path / "part", *dropout, "trainer.max_steps=7")
+    rest, _ = run(TORCHRUN, tmp_path / "rest", *dropout, "trainer.max_epochs=4", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    a, b = (load_checkpoint(folder / "checkpoints" / "last.ckpt") for folder in (whole, rest))
+    assert a["loop"]["step"] == b["loop"]["step"] == 20
+    assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+
+
 def test_weighted_shards_average_to_the_global_batch_mean():
     """DistributedDataParallel averages the ranks' gradients: each rank's mean loss, weighted, must average
     to the mean over the whole batch however unequally the batch splits (and with ranks that hold none)."""
@@ -150,7 +189,7 @@ def test_weighted_shards_average_to_the_global_batch_mean():
         shard_weights(100, 1, 0, 2)
 
 
-# A CNN with batch norm (2 layers), without dropout (each rank would draw its own masks); 1,167 training rows:
+# A CNN with batch norm (2 layers), without dropout (each rank draws masks of its own, not one process's); 1,167 training rows:
 # batches of 64 split 32/32 between the ranks, the epoch's last batch of 15 rows 8/7.
 CNN_JOB = ["experiment=cnn_digits", "model.channels=[4,8]", "model.hidden=[16]", "model.dropout=0", "optimizer.batch_size=64",
            "trainer.max_epochs=2", "logger=none"]

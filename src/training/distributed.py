@@ -19,6 +19,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
 from src.errors import ConfigError
+from src.models.rank_dropout import separate_dropout_masks
 from src.models.synced_batch_norm import synchronize_batch_norms
 
 
@@ -53,9 +54,10 @@ def setup(device: torch.device) -> torch.device:
 def step_loss(task: torch.nn.Module, world_size: int, sync_batchnorm: bool) -> Callable:
     """What computes a step's loss: the task's training_step, or, over several ranks, the task wrapped to
     average the gradients (its forward is training_step), its batch norms normalizing over every rank's
-    rows with ``sync_batchnorm`` (else over each rank's own)."""
+    rows with ``sync_batchnorm`` (else over each rank's own), its dropouts drawing each rank's own masks."""
     if world_size == 1:
         return task.training_step
+    separate_dropout_masks(task)
     if sync_batchnorm:
         synchronize_batch_norms(task)
     return DistributedDataParallel(task, find_unused_parameters=len(set(task.optimizer_order)) > 1)

@@ -23,12 +23,17 @@ JOB = ["data=moons", "model=mlp", "optimizer=adam", "optimizer.batch_size=59", "
 TORCHRUN = [str(Path(sys.executable).with_name("torchrun")), "--standalone", "--nproc_per_node=2", "-m", "src.train"]
 
 
+def failure(stderr: str) -> str:
+    """A failed torchrun's stderr: a rank's own error (a traceback, a C++ abort's message) comes before torchrun's
+    long summary of the failure."""
+    return stderr if len(stderr) < 6000 else f"{stderr[:4000]}\n…\n{stderr[-2000:]}"
+
+
 def run(command, log_dir, *extra):
     result = subprocess.run(
         [*command, *JOB, *extra, f"paths.log_dir={log_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
-    # A rank's own error (a traceback, a C++ abort's message) comes before torchrun's long summary of the failure.
-    assert result.returncode == 0, result.stderr if len(result.stderr) < 6000 else f"{result.stderr[:4000]}\n…\n{result.stderr[-2000:]}"
+    assert result.returncode == 0, failure(result.stderr)
     runs = list((log_dir / "train").iterdir())
     assert len(runs) == 1  # only rank 0 keeps a run folder
     return runs[0], result.stdout
@@ -37,7 +42,7 @@ def run(command, log_dir, *extra):
 def printed_by_ranks(script: str, folder: Path) -> list[dict]:
     """What each of the 2 processes of ``torchrun tests/<script> <folder>`` wrote into folder/rank<r>.json."""
     result = subprocess.run([*TORCHRUN[:-2], str(Path(__file__).with_name(script)), str(folder)], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, failure(result.stderr)
     return [json.loads((folder / f"rank{rank}.json").read_text()) for rank in (0, 1)]
 
 
@@ -208,7 +213,7 @@ def test_batch_norm_under_torchrun_normalizes_over_every_ranks_rows_as_one_proce
              f"paths.log_dir={tmp_path / name}"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         )
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, failure(result.stderr)
         (runs[name],) = (run for folder in (tmp_path / name).iterdir() for run in folder.iterdir())  # logs/<name>/<run>
     a, b = (load_checkpoint(runs[name] / "checkpoints" / "last.ckpt")["model"] for name in ("one", "two"))
     assert any("running_var" in name for name in a)
@@ -240,7 +245,7 @@ def test_a_gan_under_torchrun_draws_one_processs_noise_and_ends_as_one_process(t
             [*command, *GAN_JOB, *settings, f"paths.log_dir={tmp_path / name}"],
             cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
         )
-        assert result.returncode == 0, result.stderr[-3000:]
+        assert result.returncode == 0, failure(result.stderr)
         (runs[name],) = (run for folder in (tmp_path / name).iterdir() for run in folder.iterdir())
     a, b = (load_checkpoint(runs[name] / "checkpoints" / "last.ckpt") for name in ("one", "two"))
     assert a["loop"]["step"] == b["loop"]["step"] == 24

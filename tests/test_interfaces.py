@@ -52,8 +52,13 @@ def test_task_settings_live_in_the_task_group(tmp_path):
     assert task_for(tmp_path, "data=sine", "model=rnn", "task=forecast", "task.horizon=7").horizon == 7
     gan = task_for(tmp_path, "model=gan", "data=ring", "task.discriminator_steps=2")
     assert gan.optimizer_order == (0, 0, 1)
-    with pytest.raises(ConfigError, match=r"^task\.generator_steps=0: must be a positive integer$"):
-        task_for(tmp_path, "model=gan", "data=ring", "task.generator_steps=0")
+    for setting, line in [
+        ("task.generator_steps=0", r"^task\.generator_steps=0: must be an integer in \[1, 1,000\]$"),
+        ("task.discriminator_steps=1000000000", r"^task\.discriminator_steps=1000000000: must be an integer in \[1, 1,000\]$"),  # not 8 GB of turns
+        ("task.eval_samples=1000000000", r"^task\.eval_samples=1000000000: must be an integer in \[1, 1,000,000\]$"),
+    ]:
+        with pytest.raises(ConfigError, match=line):
+            task_for(tmp_path, "model=gan", "data=ring", setting)
     with pytest.raises(ConfigError, match=r"^task='classification': data sine holds real-valued targets"):
         task_for(tmp_path, "data=sine", "model=rnn", "task=classification")
     with pytest.raises(ConfigError, match=r"^task='adversarial': needs a model with a generator"):

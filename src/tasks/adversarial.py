@@ -13,7 +13,7 @@ from torch import nn
 from src import visuals
 from src.data.datamodule import Batch
 from src.data.spec import DataSpec
-from src.errors import check, number, positive_int
+from src.errors import check, count, number
 from src.tasks.task import ModelFactory, OptimizerFactory, Task, Visual
 from src.training.distributed import rows_of_one_draw
 
@@ -56,9 +56,10 @@ class Adversarial(Task):
         r1_gamma: float = 0.0,
     ) -> None:
         super().__init__(model, spec)
-        steps = (check("task.discriminator_steps", discriminator_steps, positive_int), check("task.generator_steps", generator_steps, positive_int))
+        # Bounded: the turns are a tuple of the steps, and the samples are scored against every mode at once.
+        steps = (check("task.discriminator_steps", discriminator_steps, count(1, 1000)), check("task.generator_steps", generator_steps, count(1, 1000)))
         self.optimizer_order = (DISCRIMINATOR,) * steps[0] + (GENERATOR,) * steps[1]
-        self.eval_samples = check("task.eval_samples", eval_samples, positive_int)
+        self.eval_samples = check("task.eval_samples", eval_samples, count(1, 10**6))
         self.r1_gamma = check("task.r1_gamma", r1_gamma, number(0, 1e6))
         info = spec.info if spec is not None else {}
         modes = info.get("modes")  # a mixture's centres: the samples' quality and coverage are measured against them

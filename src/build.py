@@ -274,7 +274,8 @@ def build_scheduler_factory(config: DictConfig | None) -> Callable | None:
 
 def _two_steps_of(make_scheduler: Callable) -> None:
     optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0, momentum=0.9)
-    scheduler = build_scheduler(make_scheduler, optimizer, 10, 10)
+    # A planned span that a real pct_start cannot cut into an empty OneCycle phase (at 10 steps, 0.1 did).
+    scheduler = build_scheduler(make_scheduler, optimizer, 1009, 1009)
     for _ in range(2):
         optimizer.step()
         scheduler.step(1.0) if scheduler.interval == "check" else scheduler.step()

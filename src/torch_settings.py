@@ -30,7 +30,7 @@ RULES: dict[str, Rule] = {
     "step_size": positive_int,
     "total_steps": positive_int | null,
     "max_lr": positive_number,
-    "pct_start": number(0, 1),
+    "pct_start": number(0, 1, high_open=True),  # at 1 OneCycle's annealing phase is empty
     "factor": number(0, 1, low_open=True, high_open=True),
     "patience": non_negative_int,
     "threshold": number(0),

@@ -54,6 +54,8 @@ def a_list(*args, **settings) -> list:
         (["optimizer._target_=torch.optim.Adamm"], r"^optimizer\._target_='torch\.optim\.Adamm': torch\.optim has no Adamm; did you mean torch\.optim\.Adam\?$"),
         (["model._target_=src.models.mlp.MLPP"], r"^model\._target_='src\.models\.mlp\.MLPP': src\.models\.mlp has no MLPP; did you mean src\.models\.mlp\.MLP\?$"),
         (["callbacks=ema", "callbacks.ema._target_=nosuch.Ema"], r"^callbacks\.ema\._target_='nosuch\.Ema': no module named nosuch$"),
+        # It names a checkpoint file: a name too long for one ended the run in OSError (File name too long).
+        (["callbacks=ema", f"callbacks.ema.name={'x' * 300}"], r"\.name='x+': must be a name of letters, digits and _ \(at most 64\)$"),
         (["trainer._target_=tests.test_errors.NoSuch"], r"^trainer\._target_='tests\.test_errors\.NoSuch': tests\.test_errors has no NoSuch$"),
         (["activation._target_=tests.test_errors.a_list"], r"^activation\._target_: builds a list, not a torch\.nn\.Module$"),
         (["trainer.max_epochs=-3"], r"^trainer\.max_epochs=-3: must be a positive integer or null$"),

@@ -103,6 +103,25 @@ def test_resume_ends_exactly_where_an_uninterrupted_run_ends(tmp_path, capsys, o
     assert whole["train/lr"] < lr  # the schedule changed it
 
 
+def test_one_cycle_takes_a_pct_start_whose_phases_all_have_steps_and_refuses_the_others(tmp_path):
+    # 0.1 was refused ("ZeroDivisionError"): the scheduler's try-out planned 10 steps, and 0.1 of 10 leaves the
+    # warm-up phase empty. A run whose own steps leave one empty (0.5 of 2) ended in torch's traceback instead.
+    metrics = run_training(tmp_path / "ok", "scheduler=one_cycle", "scheduler.pct_start=0.1", "trainer.max_steps=50", *QUIET)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.2)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=1.2, total_steps=50, pct_start=0.1, cycle_momentum=False)
+    for _ in range(50):
+        optimizer.step()
+        schedule.step()
+    assert metrics["step"] == 50 and metrics["train/lr"] == pytest.approx(optimizer.param_groups[0]["lr"])
+    for pct_start, steps, line in [
+        (0.5, 2, "scheduler.pct_start=0.5: leaves one of OneCycle's phases empty over this run's 2 steps (torch divides by its length): choose another"),
+        (1.0, 20, "scheduler.pct_start=1.0: must be a number in [0, 1)"),
+    ]:
+        with pytest.raises(UserError) as error:
+            run_training(tmp_path / str(steps), "scheduler=one_cycle", f"scheduler.pct_start={pct_start}", f"trainer.max_steps={steps}", *QUIET)
+        assert str(error.value) == line
+
+
 def test_best_checkpoint_holds_the_best_monitored_model(tmp_path):
     run_training(
         tmp_path, "data=moons", "model=mlp", "optimizer=sgd", "optimizer.lr=0.5", "trainer.max_epochs=8",

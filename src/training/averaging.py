@@ -31,7 +31,8 @@ class WeightAverage(Callback):
         "decay": number(0, 1, low_open=True, high_open=True) | null,
         "start_fraction": number(0, 1, high_open=True),
         "every_n_steps": positive_int,
-        "name": Rule(lambda value: isinstance(value, str) and value.isidentifier(), "a name of letters, digits and _"),
+        # It names checkpoints/<name>.ckpt: a file name (of at most 255 bytes on most file systems).
+        "name": Rule(lambda value: isinstance(value, str) and value.isidentifier() and len(value) <= 64, "a name of letters, digits and _ (at most 64)"),
     }
 
     def __init__(self, name: str = "ema", decay: float | None = 0.999, start_fraction: float = 0.0, every_n_steps: int = 1) -> None:

@@ -10,7 +10,7 @@ from typing import Callable
 
 from torch.optim import Optimizer
 
-from src.errors import UserError, built_as, check, check_arguments, in_one_line, non_negative_int, null, number, positive_int
+from src.errors import ConfigError, UserError, built_as, check, check_arguments, in_one_line, non_negative_int, null, number, positive_int
 from torch.optim.lr_scheduler import LambdaLR, LRScheduler, OneCycleLR, ReduceLROnPlateau
 
 INTERVALS = ("epoch", "step")
@@ -66,6 +66,8 @@ def build_scheduler(
         keywords["T_max"] = planned_steps if interval == "step" else planned_epochs
     if keywords.get("total_steps", 0) is None:
         keywords["total_steps"] = planned_steps
+    if isinstance(factory, functools.partial) and factory.func is OneCycleLR:
+        _check_one_cycle_phases(keywords)
     try:
         if isinstance(factory, functools.partial):
             if isinstance(factory.func, type) and issubclass(factory.func, ReduceLROnPlateau):
@@ -83,6 +85,19 @@ def build_scheduler(
     elif not hasattr(scheduler, "interval"):
         scheduler.interval = interval
     return scheduler
+
+
+def _check_one_cycle_phases(keywords: dict) -> None:
+    """torch's OneCycleLR divides by the length of each of its phases, in steps from ``pct_start × total_steps``:
+    a phase of no length fails with a ZeroDivisionError, at the start of the run or at its end."""
+    total, pct = keywords.get("total_steps"), keywords.get("pct_start", 0.3)
+    if not isinstance(total, int) or not isinstance(pct, float):
+        return  # torch's own checks refuse these in one line
+    ends = [pct * total - 1, 2 * pct * total - 2, total - 1] if keywords.get("three_phase") else [pct * total - 1, total - 1]
+    if any(end == start for start, end in zip([0, *ends], ends)):
+        raise ConfigError(
+            "scheduler.pct_start", pct, f"leaves one of OneCycle's phases empty over this run's {total} steps (torch divides by its length): choose another"
+        )
 
 
 def planned_span(max_epochs: float, max_steps: float, steps_per_epoch: int) -> tuple[int, int]:

@@ -57,8 +57,6 @@ def predict(
 ) -> int:
     if ckpt_path is None:
         raise ConfigError("ckpt_path", ckpt_path, f"is required: {USAGE}")
-    if member is not None:
-        check("member", member, integer)
     where = resolve_device(device, "device")
     check("eval_batch_size", eval_batch_size, positive_int | null)
     task, spec, config = build_from_checkpoint(ckpt_path, member)
@@ -102,10 +100,10 @@ def _generate(task: Task, spec: DataSpec, where: torch.device, batch_size: int, 
         raise ConfigError("samples", samples, "a GAN generates samples from noise: give their number, e.g. samples=1000")
     check("samples", samples, positive_int)
     check("seed", seed, integer)
-    shape = task.model.sample_shape
-    if _is_picture(output) and len(shape) != 3 and shape != (2,):
+    shape, picture = task.model.sample_shape, _is_picture(output)
+    if picture and len(shape) != 3 and shape != (2,):
         raise ConfigError("output", output, f"a picture shows pictures or 2-D points; data {spec.name}'s samples are {'×'.join(map(str, shape))} values: give a .csv")
-    if _is_picture(output) and len(shape) == 3:
+    if picture and len(shape) == 3:
         cell = GRID_SCALE * max(shape[1:]) + 1  # a picture enlarged and the line between two
         if math.ceil(math.sqrt(samples)) * cell + 1 > GRID_SIDE:
             fit = ((GRID_SIDE - 1) // cell) ** 2
@@ -118,10 +116,10 @@ def _generate(task: Task, spec: DataSpec, where: torch.device, batch_size: int, 
         generated = torch.cat([task.model.generator(part) for part in latent.split(batch_size)]).cpu()
     if spec.mean is not None:
         generated = generated * spec.std + spec.mean
-    if _is_picture(output):
-        picture = visuals.image_grid(generated, math.ceil(math.sqrt(samples)), GRID_SCALE) if len(shape) == 3 else visuals.scatter([generated])
+    if picture:
+        drawn = visuals.image_grid(generated, math.ceil(math.sqrt(samples)), GRID_SCALE) if len(shape) == 3 else visuals.scatter([generated])
         with _writing(output):
-            visuals.pil_image(picture).save(output, format="PNG")
+            visuals.pil_image(drawn).save(output, format="PNG")
         return samples
     rows = generated.flatten(1)
     names = spec.feature_names if spec.feature_names and len(spec.feature_names) == rows.shape[1] else [f"x{i}" for i in range(1, rows.shape[1] + 1)]

@@ -13,6 +13,7 @@ from src import REPO_ROOT
 from src.build import build_training
 from src.errors import ConfigError, UserError, report_user_errors
 from src.training.checkpoint import load_checkpoint
+from src.models.rank_dropout import separate_dropout_masks
 from src.training.distributed import shard_weights, step_loss
 from tests.conftest import make_config
 
@@ -29,12 +30,12 @@ def failure(stderr: str) -> str:
     return stderr if len(stderr) < 6000 else f"{stderr[:4000]}\n…\n{stderr[-2000:]}"
 
 
-def run(command, log_dir, *extra):
+def run(command, log_dir, *extra, job=JOB):
     result = subprocess.run(
-        [*command, *JOB, *extra, f"paths.log_dir={log_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
+        [*command, *job, *extra, f"paths.log_dir={log_dir}"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, failure(result.stderr)
-    runs = list((log_dir / "train").iterdir())
+    runs = [folder for named in log_dir.iterdir() for folder in named.iterdir()]  # logs/<name>/<run>
     assert len(runs) == 1  # only rank 0 keeps a run folder
     return runs[0], result.stdout
 
@@ -152,6 +153,39 @@ def test_dropout_under_torchrun_draws_each_ranks_own_mask_and_keeps_the_generato
     assert not torch.equal(first[0], first[1]) and not torch.equal(first, second)  # each rank's own, each forward anew
     assert ranks[0]["next_draw"] == ranks[1]["next_draw"]  # the ranks' generators stay alike
     assert all(printed["eval"] == [[1.0] * 16] * 6 for printed in ranks)
+    # The LSTM's dropout between its layers: each rank's own, each forward anew; without dropout (eval) the same.
+    first, second = (torch.tensor([printed[name] for printed in ranks]) for name in ("lstm_first", "lstm_second"))
+    assert not torch.allclose(first[0], first[1]) and not torch.allclose(first, second)
+    assert ranks[0]["lstm_eval"] == ranks[1]["lstm_eval"]
+
+
+def test_a_recurrent_layers_dropout_under_torchrun_is_drawn_from_a_seed_of_the_shared_stream_and_the_rank():
+    torch.manual_seed(5)
+    lstm = torch.nn.LSTM(4, 3, num_layers=3, dropout=0.5)
+    sequence = torch.randn(7, 2, 4)
+    draws = torch.Generator().manual_seed(0)
+    seed, next_draw = int(torch.randint(2**62, (1,), generator=draws)), torch.rand(2, generator=draws)
+    torch.manual_seed(seed)
+    expected = lstm(sequence)[0]  # the forward with the default generator seeded by the shared draw + rank 0
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        separate_dropout_masks(lstm)
+        torch.manual_seed(0)
+        output = lstm(sequence)[0]
+        torch.testing.assert_close(torch.rand(2), next_draw)  # one draw taken from the shared stream, the rest put back
+        torch.testing.assert_close(output, expected, rtol=0, atol=0)
+        wrong_size, state = torch.zeros(7, 2, 5), torch.get_rng_state()
+        with pytest.raises(RuntimeError, match="input.size"):
+            lstm(wrong_size)  # the forward fails: the stream is put back all the same, less its one draw
+        shared = torch.Generator()
+        shared.set_state(state)
+        torch.randint(2**62, (1,), generator=shared)
+        torch.testing.assert_close(torch.rand(2), torch.rand(2, generator=shared))
+        state = torch.get_rng_state()
+        lstm.eval()(sequence)
+        assert torch.equal(torch.get_rng_state(), state)  # without dropout nothing is drawn
+    finally:
+        dist.destroy_process_group()
 
 
 def test_the_loop_under_torchrun_gives_the_model_dropouts_of_each_ranks_own_masks(tmp_path):
@@ -165,13 +199,15 @@ def test_the_loop_under_torchrun_gives_the_model_dropouts_of_each_ranks_own_mask
 
 
 @pytest.mark.slow
-def test_a_run_with_dropout_resumed_under_torchrun_ends_where_it_would_have(tmp_path):
+@pytest.mark.parametrize("job", [JOB, ["experiment=rnn_sine", "model.num_layers=2", "model.hidden_size=8", "logger=none"]], ids=["mlp", "lstm"])
+def test_a_run_with_dropout_resumed_under_torchrun_ends_where_it_would_have(tmp_path, job):
+    """The LSTM's dropout is the one between its layers, inside torch's LSTM."""
     dropout = ("model.dropout=0.3", "optimizer.batch_size=59")
-    whole, _ = run(TORCHRUN, tmp_path / "whole", *dropout, "trainer.max_epochs=4")
-    part, _ = run(TORCHRUN, tmp_path / "part", *dropout, "trainer.max_steps=7")
-    rest, _ = run(TORCHRUN, tmp_path / "rest", *dropout, "trainer.max_epochs=4", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}")
+    whole, _ = run(TORCHRUN, tmp_path / "whole", *dropout, "trainer.max_epochs=4", job=job)
+    part, _ = run(TORCHRUN, tmp_path / "part", *dropout, "trainer.max_steps=7", job=job)
+    rest, _ = run(TORCHRUN, tmp_path / "rest", *dropout, "trainer.max_epochs=4", f"ckpt_path={part / 'checkpoints' / 'last.ckpt'}", job=job)
     a, b = (load_checkpoint(folder / "checkpoints" / "last.ckpt") for folder in (whole, rest))
-    assert a["loop"]["step"] == b["loop"]["step"] == 20
+    assert a["loop"]["step"] == b["loop"]["step"] > 7
     assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
 
 

@@ -20,8 +20,10 @@ from src.data.datamodule import DataModule
 from src.data.dataset import Dataset
 from src.data.spec import DataSpec
 from src.errors import ConfigError, Rule, UserError, boolean, built_as, in_one_line, check, integer, null, number, one_of, positive_int, setting, wrong_kind
+from src.models.footprint import refuse_what_cannot_fit
 from src.models.members import member_state, stack
 from src.training.checkpoint import load_checkpoint, load_weights, state_mismatch
+from src.training.device import allocation_failure, resolve_device
 from src.tasks.task import OptimizerFactory, Task
 from src.torch_settings import check_torch_settings
 from src.training.schedules import INTERVALS, build_scheduler
@@ -92,19 +94,24 @@ def build_data(config: DictConfig, augment: DictConfig | None = None) -> DataMod
     return data
 
 
-def build_task(config: DictConfig, data: DataSpec) -> Task:
+def build_task(config: DictConfig, data: DataSpec, training: bool = False) -> Task:
     """The task group's choice (``conf/task/``), given a factory for the model at the output size it asks for.
 
     With ``trainer.seeds`` > 1 the model is K members stacked into one (``src/models/members.py``),
-    each drawn from its own seed exactly as a run of that seed alone draws it.
+    each drawn from its own seed exactly as a run of that seed alone draws it. For ``training``, a model
+    too large for the CPU's memory is refused before it is built (``src/models/footprint.py``).
     """
     seeds = member_seeds(config.trainer.seed, config.trainer.get("seeds", 1))
 
     def make_model(output_size: int) -> torch.nn.Module:
-        if len(seeds) == 1:
-            return built_as("model._target_", build("model", config.model, input_shape=data.input_shape, output_size=output_size), torch.nn.Module)
-        members, random_states = [], []
         make = build_partial("model", config.model, torch.nn.Module)  # Hydra's instantiate once, not once per member
+        if training:
+            device = config.trainer.get("device", "auto")
+            gradients_on_cpu = device in ("auto", "cpu") and resolve_device(device).type == "cpu"
+            refuse_what_cannot_fit(lambda: make(input_shape=data.input_shape, output_size=output_size), len(seeds), gradients_on_cpu)
+        if len(seeds) == 1:
+            return make(input_shape=data.input_shape, output_size=output_size)
+        members, random_states = [], []
         for seed in seeds:
             seed_everything(seed)
             members.append(make(input_shape=data.input_shape, output_size=output_size))
@@ -132,7 +139,7 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
     data = build_data(config.data, config.get("augment"))
     if config.get("activation") is not None:
         check_activation(config.activation)
-    task = build_task(config, data.spec)
+    task = build_task(config, data.spec, training=True)
     # A resume (an interrupted fine-tuning run resumed with its own overrides, as it prints them) takes its
     # weights from its own checkpoint instead.
     if config.get("init_member") is not None and config.get("init_from") is None:
@@ -215,7 +222,7 @@ def _refusing_in_one_line(group: str, factory: Callable, kind: type) -> Callable
     def make(*args: Any, **kwargs: Any) -> Any:
         try:
             built = factory(*args, **kwargs)
-        except (TypeError, ValueError, IndexError, KeyError) as error:
+        except (TypeError, ValueError, IndexError, KeyError, RuntimeError) as error:
             raise _one_line(group, error) from None
         return built_as(f"{group}._target_", built, kind)
 
@@ -223,7 +230,7 @@ def _refusing_in_one_line(group: str, factory: Callable, kind: type) -> Callable
 
 
 def _one_line(group: str, error: Exception) -> UserError:
-    return UserError(f"{group}: {in_one_line(error)}")
+    return UserError(f"{group}: {allocation_failure(error) or in_one_line(error)}")
 
 
 def check_activation(config: DictConfig) -> None:

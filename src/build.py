@@ -20,8 +20,9 @@ from src.data.datamodule import DataModule
 from src.data.dataset import Dataset
 from src.data.spec import DataSpec
 from src.errors import ConfigError, Rule, UserError, boolean, built_as, in_one_line, check, integer, null, number, one_of, positive_int, setting, wrong_kind
-from src.models.footprint import refuse_what_cannot_fit
+from src.models.footprint import refuse_a_step_that_cannot_fit, refuse_what_cannot_fit
 from src.models.members import member_state, stack
+from src.training import distributed
 from src.training.checkpoint import load_checkpoint, load_weights, state_mismatch
 from src.training.device import allocation_failure, resolve_device
 from src.tasks.task import OptimizerFactory, Task
@@ -106,9 +107,7 @@ def build_task(config: DictConfig, data: DataSpec, training: bool = False) -> Ta
     def make_model(output_size: int) -> torch.nn.Module:
         make = build_partial("model", config.model, torch.nn.Module)  # Hydra's instantiate once, not once per member
         if training:
-            device = config.trainer.get("device", "auto")
-            gradients_on_cpu = device in ("auto", "cpu") and resolve_device(device).type == "cpu"
-            refuse_what_cannot_fit(lambda: make(input_shape=data.input_shape, output_size=output_size), len(seeds), gradients_on_cpu)
+            refuse_what_cannot_fit(lambda: make(input_shape=data.input_shape, output_size=output_size), len(seeds), _trains_on_cpu(config))
         if len(seeds) == 1:
             return make(input_shape=data.input_shape, output_size=output_size)
         members, random_states = [], []
@@ -147,7 +146,27 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
     if config.get("init_from") is not None and config.get("ckpt_path") is None:
         start_from_weights(task, config.init_from, config.get("init_member"))
     make_optimizer, batch_size = build_optimizer(config.optimizer)
+    if _trains_on_cpu(config):
+        _refuse_a_step_that_cannot_fit(task, data, batch_size, config.trainer.get("accumulate_grad_batches", 1))
     return data, task, make_optimizer, batch_size
+
+
+def _trains_on_cpu(config: DictConfig) -> bool:
+    device = config.trainer.get("device", "auto")
+    return device in ("auto", "cpu") and resolve_device(device).type == "cpu"
+
+
+def _refuse_a_step_that_cannot_fit(task: Task, data: DataModule, batch_size: int | None, accumulate: Any) -> None:
+    """``footprint.refuse_a_step_that_cannot_fit`` for a forward pass of this run's steps."""
+    rows = data.size("train")
+    if batch_size is None and isinstance(accumulate, int) and accumulate > 1:
+        rows = -(-rows // accumulate)  # the whole split in parts
+    elif batch_size is not None:
+        rows = min(rows, batch_size)
+    processes = distributed.world()[1]
+    x, _ = next(data.batches("train", None, members=task.members))
+    example = x[:, :2] if task.members > 1 else x[:2]
+    refuse_a_step_that_cannot_fit(task.model, example, min(2, data.size("train")), -(-rows // processes), processes, batch_size)
 
 
 def start_from_weights(task: Task, init_from: Any, member: Any = None) -> None:

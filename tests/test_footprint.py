@@ -4,10 +4,11 @@ import pytest
 import torch
 from torch import nn
 
+import src.build
 import src.models.footprint
 from src.build import build_training
 from src.errors import UserError
-from src.models.footprint import available_memory, refuse_what_cannot_fit
+from src.models.footprint import available_memory, refuse_what_cannot_fit, saved_bytes
 from tests.conftest import make_config, run_training
 
 
@@ -32,6 +33,7 @@ def test_a_model_is_refused_exactly_when_its_members_weights_and_gradients_excee
     _, task, _, _ = build_training(config)
     needed = tensor_bytes(task.model.parameters()) * 2 + tensor_bytes(task.model.buffers())  # 3 members' weights, gradients, statistics
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(processes))  # torchrun's processes on this machine share its memory
+    monkeypatch.setattr(src.build, "refuse_a_step_that_cannot_fit", lambda *arguments: None)  # the next test's
     monkeypatch.setattr(src.models.footprint, "available_memory", lambda: needed * processes)
     build_training(config)
     monkeypatch.setattr(src.models.footprint, "available_memory", lambda: needed * processes - 1)
@@ -62,3 +64,31 @@ def test_a_model_whose_build_fails_to_allocate_is_refused_in_one_line(tmp_path, 
     with pytest.raises(UserError) as error:
         run_training(tmp_path, HUGE, "logger=none")
     assert str(error.value) == "model: out of memory (tried to allocate 800000000000000 bytes)"
+
+
+def test_what_a_forward_keeps_for_the_backward_pass_is_counted_once_without_the_weights_and_inputs():
+    model = nn.Sequential(nn.Linear(4, 8), nn.Tanh(), nn.Linear(8, 1))
+    # tanh keeps its output (2 rows × 8 float32), which the last layer keeps too; addmm keeps its weight and its input
+    assert saved_bytes(model.train(), torch.ones(2, 4)) == 2 * 8 * 4 and model.training
+
+
+def test_a_whole_batch_step_too_large_for_the_memory_is_refused_naming_the_batch_size_and_one_that_fits(tmp_path, monkeypatch):
+    config = make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none")  # gd: the whole split a step
+    data, task, _, _ = build_training(config)
+    rows = data.size("train")
+    example = data.splits["train"][0][:2]
+    per_row = saved_bytes(task.model, example) / 2
+    gradients = sum(parameter.numel() * 4 for parameter in task.model.parameters())
+    needed = int(per_row * rows) + gradients
+    monkeypatch.setattr(src.build, "refuse_what_cannot_fit", lambda *arguments: None)  # the weights' check: above
+    monkeypatch.setattr(src.models.footprint, "available_memory", lambda: needed)
+    build_training(config)
+    monkeypatch.setattr(src.models.footprint, "available_memory", lambda: needed // 3)
+    with pytest.raises(UserError) as error:
+        build_training(config)
+    message = str(error.value)
+    assert message.startswith(f"optimizer.batch_size=null (the whole split, {rows:,} rows a forward pass): a training step needs ~") and "\n" not in message
+    suggested = int(message.split("set optimizer.batch_size to ")[1].split(" or less")[0].replace(",", ""))
+    assert rows // 8 < suggested < rows  # a third of the memory: a power of two under a third of the rows
+    build_training(make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none", f"optimizer.batch_size={suggested}"))
+    build_training(make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none", "trainer.accumulate_grad_batches=4"))

@@ -1,8 +1,10 @@
-"""Whether a model's training fits in the CPU's memory, asked before its weights take any.
+"""Whether a model's training fits in the CPU's memory, asked before it takes the memory.
 
 Linux grants an allocation larger than the memory that is free and kills the process once the pages are
 used: no message, no traceback, and a 24 GB machine asked for 10⁹ hidden units ends in ``Killed``. So the
-model is first built on the meta device (shapes only: no memory, no random draws) and its tensors counted.
+model is first built on the meta device (shapes only: no memory, no random draws) and its tensors counted;
+then what one training step's forward keeps for the backward pass is measured on two rows and scaled to
+the step's rows (the whole split, with the default whole-batch gradient descent).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import os
 from typing import Callable
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from src.errors import UserError
 
@@ -41,6 +43,56 @@ def refuse_what_cannot_fit(make: Callable[[], nn.Module], members: int, gradient
             f"model: its {what} need {_in_words(needed)} for their {held} alone, and {_in_words(share)} of memory is "
             "available to this process: make the model smaller"
         )
+
+
+def refuse_a_step_that_cannot_fit(model: nn.Module, inputs: Tensor, example_rows: int, rows: int, processes: int, batch_size: int | None) -> None:
+    """One line naming ``optimizer.batch_size`` when what ``model``'s forward keeps for the backward pass (measured on
+    ``inputs``, ``example_rows`` rows of the data) for the ``rows`` of a forward pass of a training step (this
+    process's share of the batch, or of a part of it), with the gradients still to come, takes more than the
+    memory available."""
+    if (available := available_memory()) is None:
+        return
+    share = available // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    gradients = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters() if parameter.requires_grad)
+    try:
+        per_row = saved_bytes(model, inputs) / example_rows
+    except Exception:  # a model that does not take these inputs is told so by the trainer's try-out
+        return
+    if per_row * rows + gradients <= share:
+        return
+    fits = int((share - gradients) / per_row) * processes if share > gradients else 0
+    advice = f"set optimizer.batch_size to {2 ** (fits.bit_length() - 1):,} or less" if fits else "make the model smaller"
+    setting = "null (the whole split, " if batch_size is None else f"{batch_size} ("
+    raise UserError(
+        f"optimizer.batch_size={setting}{rows:,} rows a forward pass): a training step needs ~{_in_words(int(per_row * rows) + gradients)} "
+        f"for what its forward keeps for the backward pass and for the gradients, and {_in_words(share)} of memory is available: "
+        f"{advice} (trainer.accumulate_grad_batches=N then makes a step of N batches)"
+    )
+
+
+def saved_bytes(model: nn.Module, inputs: Tensor) -> int:
+    """Bytes of the tensors ``model``'s forward on ``inputs`` keeps for the backward pass, each storage once, its
+    weights and the inputs aside. The model runs in eval mode (no random draws, no statistics updated), in
+    which a batch norm keeps what it keeps in training."""
+    counted = {tensor.untyped_storage().data_ptr() for tensor in [inputs, *model.parameters(), *model.buffers()]}
+    total = 0
+
+    def keep(tensor: Tensor) -> Tensor:
+        nonlocal total
+        storage = tensor.untyped_storage()
+        if storage.data_ptr() not in counted:
+            counted.add(storage.data_ptr())
+            total += storage.nbytes()
+        return tensor
+
+    training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(keep, lambda tensor: tensor):
+            model(inputs)
+    finally:
+        model.train(training)
+    return total
 
 
 def available_memory() -> int | None:

@@ -1,5 +1,7 @@
 """A model too large for the memory is refused in one line before its weights take any (the kernel would kill it)."""
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -79,7 +81,7 @@ def test_a_whole_batch_step_too_large_for_the_memory_is_refused_naming_the_batch
     example = data.splits["train"][0][:2]
     per_row = saved_bytes(task.model, example) / 2
     gradients = sum(parameter.numel() * 4 for parameter in task.model.parameters())
-    needed = int(per_row * rows) + gradients
+    needed = math.ceil(per_row * rows) + gradients
     monkeypatch.setattr(src.build, "refuse_what_cannot_fit", lambda *arguments: None)  # the weights' check: above
     monkeypatch.setattr(src.models.footprint, "available_memory", lambda: needed)
     build_training(config)
@@ -92,3 +94,18 @@ def test_a_whole_batch_step_too_large_for_the_memory_is_refused_naming_the_batch
     assert rows // 8 < suggested < rows  # a third of the memory: a power of two under a third of the rows
     build_training(make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none", f"optimizer.batch_size={suggested}"))
     build_training(make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none", "trainer.accumulate_grad_batches=4"))
+
+
+def test_under_torchrun_a_step_is_judged_by_each_processs_share_of_the_batch_and_of_the_memory(tmp_path, monkeypatch):
+    config = make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none", "optimizer.batch_size=501")
+    data, task, _, _ = build_training(config)
+    per_row = saved_bytes(task.model, data.splits["train"][0][:2]) / 2
+    needed = math.ceil(per_row * 251) + sum(parameter.numel() * 4 for parameter in task.model.parameters())  # 251 of each batch's 501 rows
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # both on this machine
+    monkeypatch.setattr(src.build, "refuse_what_cannot_fit", lambda *arguments: None)
+    monkeypatch.setattr(src.models.footprint, "available_memory", lambda: 2 * needed)
+    build_training(config)
+    monkeypatch.setattr(src.models.footprint, "available_memory", lambda: 2 * needed - 2)
+    with pytest.raises(UserError, match=r"^optimizer.batch_size=501 \(251 rows a forward pass\): a training step needs"):
+        build_training(config)

@@ -1,4 +1,4 @@
-"""A model too large for the memory is refused in one line before its weights take any (the kernel would kill it)."""
+"""A model, or a training step, too large for the memory is refused in one line before it takes the memory (the kernel would kill it)."""
 
 import math
 

@@ -17,12 +17,13 @@ from torch import Tensor, nn
 
 from src.errors import UserError
 
+
 def refuse_what_cannot_fit(make: Callable[[], nn.Module], members: int, gradients: bool) -> None:
     """One line when ``members`` models as ``make`` builds them (their weights and buffers, and with ``gradients``
-    a gradient for each trainable weight) take more than the memory available to this process: the CPU's, shared
-    with the other processes torchrun started here. Activations and the optimizer's state come on top; the
-    check only catches what cannot fit at all."""
-    if (available := available_memory()) is None:
+    a gradient for each trainable weight) take more than this process's share of the memory. What a step's forward
+    keeps is ``refuse_a_step_that_cannot_fit``'s to judge, and the optimizer's state comes on top: this stops
+    only what cannot fit at all."""
+    if (share := _memory_share()) is None:
         return
     try:
         with torch.device("meta"):
@@ -30,11 +31,7 @@ def refuse_what_cannot_fit(make: Callable[[], nn.Module], members: int, gradient
     except Exception:  # a model the meta device cannot build (it reads values) is judged by its real build
         return
     parameters = list(model.parameters())
-    size = sum(tensor.numel() * tensor.element_size() for tensor in [*parameters, *model.buffers()])
-    if gradients:
-        size += sum(parameter.numel() * parameter.element_size() for parameter in parameters if parameter.requires_grad)
-    needed = size * members
-    share = available // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    needed = (_bytes([*parameters, *model.buffers()]) + (_gradient_bytes(model) if gradients else 0)) * members
     if needed > share:
         count = sum(parameter.numel() for parameter in parameters) * members
         what = f"{count:,} parameters" + (f" ({members} seeds, trainer.seeds)" if members > 1 else "")
@@ -50,10 +47,9 @@ def refuse_a_step_that_cannot_fit(model: nn.Module, inputs: Tensor, example_rows
     ``inputs``, ``example_rows`` rows of the data) for the ``rows`` of a forward pass of a training step (this
     process's share of the batch, or of a part of it), with the gradients still to come, takes more than the
     memory available."""
-    if (available := available_memory()) is None:
+    if (share := _memory_share()) is None:
         return
-    share = available // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    gradients = sum(parameter.numel() * parameter.element_size() for parameter in model.parameters() if parameter.requires_grad)
+    gradients = _gradient_bytes(model)
     try:
         per_row = saved_bytes(model, inputs) / example_rows
     except Exception:  # a model that does not take these inputs is told so by the trainer's try-out
@@ -95,6 +91,12 @@ def saved_bytes(model: nn.Module, inputs: Tensor) -> int:
     return total
 
 
+def _memory_share() -> int | None:
+    """This process's share of the memory available: the CPU's, shared with the other processes torchrun started here."""
+    available = available_memory()
+    return None if available is None else available // int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+
+
 def available_memory() -> int | None:
     """Bytes of memory the kernel can hand out without swapping (Linux's MemAvailable); None elsewhere."""
     try:
@@ -105,6 +107,14 @@ def available_memory() -> int | None:
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def _bytes(tensors: list[Tensor]) -> int:
+    return sum(tensor.numel() * tensor.element_size() for tensor in tensors)
+
+
+def _gradient_bytes(model: nn.Module) -> int:
+    return _bytes([parameter for parameter in model.parameters() if parameter.requires_grad])
 
 
 def _in_words(size: int) -> str:

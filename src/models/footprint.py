@@ -57,12 +57,15 @@ def refuse_a_step_that_cannot_fit(model: nn.Module, inputs: Tensor, example_rows
     if per_row * rows + gradients <= share:
         return
     fits = int((share - gradients) / per_row) * processes if share > gradients else 0
-    advice = f"set optimizer.batch_size to {2 ** (fits.bit_length() - 1):,} or less" if fits else "make the model smaller"
+    smaller_batch = (
+        f"set optimizer.batch_size to {2 ** (fits.bit_length() - 1):,} or less (trainer.accumulate_grad_batches=N then makes a step of N "
+        "batches), or " if fits else ""
+    )
     setting = "null (the whole split, " if batch_size is None else f"{batch_size} ("
     raise UserError(
         f"optimizer.batch_size={setting}{rows:,} rows a forward pass): a training step needs ~{_in_words(int(per_row * rows) + gradients)} "
         f"for what its forward keeps for the backward pass and for the gradients, and {_in_words(share)} of memory is available: "
-        f"{advice} (trainer.accumulate_grad_batches=N then makes a step of N batches)"
+        f"{smaller_batch}make the model smaller"
     )
 
 

@@ -1,5 +1,6 @@
 """A model, or a training step, too large for the memory is refused in one line before it takes the memory (the kernel would kill it)."""
 
+import io
 import math
 
 import pytest
@@ -56,9 +57,14 @@ def test_without_gradients_only_the_weights_are_counted_and_a_model_the_meta_dev
     refuse_what_cannot_fit(lambda: nn.Linear(2, int(torch.ones(()).item() * 10**9)), 1, gradients=True)  # reads a value
 
 
-def test_the_available_memory_is_read_from_the_kernel():
+def test_the_available_memory_is_what_the_kernel_can_hand_out_and_the_free_swap(monkeypatch):
     available = available_memory()
     assert available is None or 0 < available < 2**50
+    meminfo = "MemTotal:       24684100 kB\nMemAvailable:       1000 kB\nSwapTotal:  2048 kB\nSwapFree:         24 kB\n"
+    monkeypatch.setattr(src.models.footprint, "open", lambda path: io.StringIO(meminfo), raising=False)
+    assert available_memory() == 1024 * 1024
+    meminfo = "MemTotal:       24684100 kB\n"  # a kernel older than 3.14: no MemAvailable, no check
+    assert available_memory() is None
 
 
 def test_a_model_whose_build_fails_to_allocate_is_refused_in_one_line(tmp_path, monkeypatch):

@@ -101,15 +101,14 @@ def _memory_share() -> int | None:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory the kernel can hand out without swapping (Linux's MemAvailable); None elsewhere."""
+    """Bytes of memory the kernel can hand out (Linux's MemAvailable) and of free swap: what is refused cannot fit
+    even by swapping. None where /proc/meminfo does not say."""
     try:
         with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
+            fields = dict(line.split(":", 1) for line in meminfo)
+        return sum(int(fields[name].split()[0]) * 1024 for name in ("MemAvailable", "SwapFree"))
+    except (OSError, ValueError, IndexError, KeyError):
+        return None
 
 
 def _bytes(tensors: list[Tensor]) -> int:

@@ -24,7 +24,7 @@ from src.models.footprint import refuse_a_step_that_cannot_fit, refuse_what_cann
 from src.models.members import member_state, stack
 from src.training import distributed
 from src.training.checkpoint import load_checkpoint, load_weights, state_mismatch
-from src.training.device import allocation_failure, resolve_device
+from src.training.device import allocation_failure, precision_tools, resolve_device
 from src.tasks.task import OptimizerFactory, Task
 from src.torch_settings import check_torch_settings
 from src.training.schedules import INTERVALS, build_scheduler
@@ -147,7 +147,7 @@ def build_training(config: DictConfig) -> tuple[DataModule, Task, OptimizerFacto
         start_from_weights(task, config.init_from, config.get("init_member"))
     make_optimizer, batch_size = build_optimizer(config.optimizer)
     if _trains_on_cpu(config):
-        _refuse_a_step_that_cannot_fit(task, data, batch_size, config.trainer.get("accumulate_grad_batches", 1))
+        _refuse_a_step_that_cannot_fit(task, data, batch_size, config.trainer)
     return data, task, make_optimizer, batch_size
 
 
@@ -156,17 +156,20 @@ def _trains_on_cpu(config: DictConfig) -> bool:
     return device in ("auto", "cpu") and resolve_device(device).type == "cpu"
 
 
-def _refuse_a_step_that_cannot_fit(task: Task, data: DataModule, batch_size: int | None, accumulate: Any) -> None:
-    """``footprint.refuse_a_step_that_cannot_fit`` for a forward pass of this run's steps."""
-    rows = data.size("train")
+def _refuse_a_step_that_cannot_fit(task: Task, data: DataModule, batch_size: int | None, trainer: DictConfig) -> None:
+    """``footprint.refuse_a_step_that_cannot_fit`` for a forward pass of this run's steps, in its precision."""
+    rows, accumulate, precision = data.size("train"), trainer.get("accumulate_grad_batches", 1), str(trainer.get("precision", "32"))
+    if rows < 4 or precision not in ("32", "bf16-mixed"):  # too few rows to matter; another precision is the trainer's to refuse
+        return
     if batch_size is None and isinstance(accumulate, int) and accumulate > 1:
         rows = -(-rows // accumulate)  # the whole split in parts
     elif batch_size is not None:
         rows = min(rows, batch_size)
     processes = distributed.world()[1]
     x, _ = next(data.batches("train", None, members=task.members))
-    example = x[:, :2] if task.members > 1 else x[:2]
-    refuse_a_step_that_cannot_fit(task.model, example, min(2, data.size("train")), -(-rows // processes), processes, batch_size)
+    two_rows, four_rows = (x[:, :n] if task.members > 1 else x[:n] for n in (2, 4))
+    autocast, _ = precision_tools(precision, torch.device("cpu"))
+    refuse_a_step_that_cannot_fit(task.model, two_rows, four_rows, autocast, -(-rows // processes), processes, batch_size)
 
 
 def start_from_weights(task: Task, init_from: Any, member: Any = None) -> None:

@@ -80,12 +80,15 @@ def test_what_a_forward_keeps_for_the_backward_pass_is_counted_once_without_the_
     assert saved_bytes(model.train(), torch.ones(2, 4)) == 2 * 8 * 4 and model.training
 
 
+def row_bytes(model, x):
+    return (saved_bytes(model, x[:4]) - saved_bytes(model, x[:2])) / 2
+
+
 def test_a_whole_batch_step_too_large_for_the_memory_is_refused_naming_the_batch_size_and_one_that_fits(tmp_path, monkeypatch):
     config = make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none")  # gd: the whole split a step
     data, task, _, _ = build_training(config)
     rows = data.size("train")
-    example = data.splits["train"][0][:2]
-    per_row = saved_bytes(task.model, example) / 2
+    per_row = row_bytes(task.model, data.splits["train"][0])
     gradients = sum(parameter.numel() * 4 for parameter in task.model.parameters())
     needed = math.ceil(per_row * rows) + gradients
     monkeypatch.setattr(src.build, "refuse_what_cannot_fit", lambda *arguments: None)  # the weights' check: above
@@ -105,7 +108,7 @@ def test_a_whole_batch_step_too_large_for_the_memory_is_refused_naming_the_batch
 def test_under_torchrun_a_step_is_judged_by_each_processs_share_of_the_batch_and_of_the_memory(tmp_path, monkeypatch):
     config = make_config(tmp_path, "data=digits", "data.layout=image", "model=cnn", "logger=none", "optimizer.batch_size=501")
     data, task, _, _ = build_training(config)
-    per_row = saved_bytes(task.model, data.splits["train"][0][:2]) / 2
+    per_row = row_bytes(task.model, data.splits["train"][0])
     needed = math.ceil(per_row * 251) + sum(parameter.numel() * 4 for parameter in task.model.parameters())  # 251 of each batch's 501 rows
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")  # both on this machine
@@ -115,3 +118,19 @@ def test_under_torchrun_a_step_is_judged_by_each_processs_share_of_the_batch_and
     monkeypatch.setattr(src.models.footprint, "available_memory", lambda: 2 * needed - 2)
     with pytest.raises(UserError, match=r"^optimizer.batch_size=501 \(251 rows a forward pass\): a training step needs"):
         build_training(config)
+
+
+def test_a_step_in_bfloat16_is_judged_by_what_it_keeps_in_bfloat16(tmp_path, monkeypatch):
+    job = ["data=digits", "data.layout=image", "model=cnn", "model.channels=[64,128]", "logger=none"]
+    data, task, _, _ = build_training(make_config(tmp_path, *job))
+    x = data.splits["train"][0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert saved_bytes(task.model, x[:2]) > 2 * row_bytes(task.model, x)  # the weights' bfloat16 copies: not a row's
+        in_bfloat16 = row_bytes(task.model, x)
+    assert in_bfloat16 < 0.6 * row_bytes(task.model, x)
+    gradients = sum(parameter.numel() * 4 for parameter in task.model.parameters())
+    monkeypatch.setattr(src.build, "refuse_what_cannot_fit", lambda *arguments: None)
+    monkeypatch.setattr(src.models.footprint, "available_memory", lambda: math.ceil(in_bfloat16 * data.size("train")) + gradients)
+    with pytest.raises(UserError, match="^optimizer.batch_size=null"):
+        build_training(make_config(tmp_path, *job))
+    build_training(make_config(tmp_path, *job, "trainer.precision=bf16-mixed"))

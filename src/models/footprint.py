@@ -10,7 +10,7 @@ the step's rows (the whole split, with the default whole-batch gradient descent)
 from __future__ import annotations
 
 import os
-from typing import Callable
+from typing import Callable, ContextManager
 
 import torch
 from torch import Tensor, nn
@@ -42,16 +42,20 @@ def refuse_what_cannot_fit(make: Callable[[], nn.Module], members: int, gradient
         )
 
 
-def refuse_a_step_that_cannot_fit(model: nn.Module, inputs: Tensor, example_rows: int, rows: int, processes: int, batch_size: int | None) -> None:
-    """One line naming ``optimizer.batch_size`` when what ``model``'s forward keeps for the backward pass (measured on
-    ``inputs``, ``example_rows`` rows of the data) for the ``rows`` of a forward pass of a training step (this
-    process's share of the batch, or of a part of it), with the gradients still to come, takes more than the
-    memory available."""
+def refuse_a_step_that_cannot_fit(
+    model: nn.Module, two_rows: Tensor, four_rows: Tensor, autocast: ContextManager, rows: int, processes: int, batch_size: int | None
+) -> None:
+    """One line naming ``optimizer.batch_size`` when what ``model``'s forward keeps for the backward pass for the
+    ``rows`` of a forward pass of a training step (this process's share of the batch, or of a part of it), with
+    the gradients still to come, takes more than the memory available. A row's share is what the forward on
+    ``four_rows`` keeps beyond the forward on ``two_rows`` (both in ``autocast``, as training runs): what does not
+    grow with the rows (weights cast to bfloat16, say) cancels out."""
     if (share := _memory_share()) is None:
         return
     gradients = _gradient_bytes(model)
     try:
-        per_row = saved_bytes(model, inputs) / example_rows
+        with autocast:
+            per_row = (saved_bytes(model, four_rows) - saved_bytes(model, two_rows)) / 2
     except Exception:  # a model that does not take these inputs is told so by the trainer's try-out
         return
     if per_row * rows + gradients <= share:

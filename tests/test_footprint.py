@@ -134,3 +134,25 @@ def test_a_step_in_bfloat16_is_judged_by_what_it_keeps_in_bfloat16(tmp_path, mon
     with pytest.raises(UserError, match="^optimizer.batch_size=null"):
         build_training(make_config(tmp_path, *job))
     build_training(make_config(tmp_path, *job, "trainer.precision=bf16-mixed"))
+
+
+def test_a_containers_memory_limit_leaves_what_it_leaves_its_page_cache_counted_as_free(tmp_path, monkeypatch):
+    v2, v1 = tmp_path / "v2", tmp_path / "v1"
+    for folder, files in ((v2, {"memory.max": "2000000\n", "memory.current": "1500000\n", "memory.stat": "anon 1100000\nfile 300000\n"}),
+                          (v1, {"memory.limit_in_bytes": "1000000\n", "memory.usage_in_bytes": "400000\n", "memory.stat": "cache 100000\ntotal_cache 100000\n"})):
+        folder.mkdir()
+        for name, text in files.items():
+            (folder / name).write_text(text)
+    meminfo = "MemAvailable:   20000000 kB\nSwapFree:   0 kB\n"  # 20 GB on the host
+    monkeypatch.setattr(src.models.footprint, "open", lambda path: io.StringIO(meminfo), raising=False)
+    cgroups = {"v2": (v2, "memory.max", "memory.current", "file"), "v1": (v1, "memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache")}
+    monkeypatch.setattr(src.models.footprint, "CGROUPS", (cgroups["v2"], cgroups["v1"]))
+    assert available_memory() == 2_000_000 - 1_500_000 + 300_000
+    (v2 / "memory.max").write_text("max\n")  # no limit: the host's
+    assert available_memory() == 20_000_000 * 1024
+    monkeypatch.setattr(src.models.footprint, "CGROUPS", (cgroups["v1"],))
+    assert available_memory() == 1_000_000 - 400_000 + 100_000
+    (v1 / "memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    assert available_memory() == 20_000_000 * 1024
+    monkeypatch.setattr(src.models.footprint, "CGROUPS", ((tmp_path / "none", "memory.max", "memory.current", "file"),))
+    assert available_memory() == 20_000_000 * 1024

@@ -10,6 +10,7 @@ the step's rows (the whole split, with the default whole-batch gradient descent)
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Callable, ContextManager
 
 import torch
@@ -105,14 +106,39 @@ def _memory_share() -> int | None:
 
 
 def available_memory() -> int | None:
-    """Bytes of memory the kernel can hand out (Linux's MemAvailable) and of free swap: what is refused cannot fit
-    even by swapping. None where /proc/meminfo does not say."""
+    """Bytes of memory the kernel can hand out (Linux's MemAvailable) and of free swap, or less where a container's
+    memory limit leaves less: what is refused cannot fit. None where /proc/meminfo does not say."""
     try:
         with open("/proc/meminfo") as meminfo:
             fields = dict(line.split(":", 1) for line in meminfo)
-        return sum(int(fields[name].split()[0]) * 1024 for name in ("MemAvailable", "SwapFree"))
+        available = sum(int(fields[name].split()[0]) * 1024 for name in ("MemAvailable", "SwapFree"))
     except (OSError, ValueError, IndexError, KeyError):
         return None
+    room = _room_in_container()
+    return available if room is None else min(available, room)
+
+
+#: A container's own memory cgroup, as its namespace shows it (cgroup v2, then v1): the limit, the usage, and the
+#: memory.stat line of the page cache, which the kernel takes back before it kills.
+CGROUPS = (
+    (Path("/sys/fs/cgroup"), "memory.max", "memory.current", "file"),
+    (Path("/sys/fs/cgroup/memory"), "memory.limit_in_bytes", "memory.usage_in_bytes", "total_cache"),
+)
+
+
+def _room_in_container() -> int | None:
+    """What the memory limit of the process's cgroup still lets it take, its page cache counted as free; None
+    without a limit (v2's ``max``, v1's near-2⁶³)."""
+    for folder, limit_file, usage_file, cache in CGROUPS:
+        try:
+            limit = (folder / limit_file).read_text().strip()
+            if limit == "max" or int(limit) >= 2**60:
+                return None
+            stat = dict(line.split() for line in (folder / "memory.stat").read_text().splitlines())
+            return int(limit) - int((folder / usage_file).read_text()) + int(stat.get(cache, 0))
+        except (OSError, ValueError):
+            continue
+    return None
 
 
 def _bytes(tensors: list[Tensor]) -> int:

@@ -3,8 +3,8 @@
 Linux grants an allocation larger than the memory that is free and kills the process once the pages are
 used: no message, no traceback, and a 24 GB machine asked for 10⁹ hidden units ends in ``Killed``. So the
 model is first built on the meta device (shapes only: no memory, no random draws) and its tensors counted;
-then what one training step's forward keeps for the backward pass is measured on two rows and scaled to
-the step's rows (the whole split, with the default whole-batch gradient descent).
+then what a training step's forward keeps for the backward pass is measured per row, on a few rows, and
+scaled to the step's rows (the whole split, with the default whole-batch gradient descent).
 """
 
 from __future__ import annotations

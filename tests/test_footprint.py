@@ -36,7 +36,7 @@ def test_a_model_is_refused_exactly_when_its_members_weights_and_gradients_excee
     _, task, _, _ = build_training(config)
     needed = tensor_bytes(task.model.parameters()) * 2 + tensor_bytes(task.model.buffers())  # 3 members' weights, gradients, statistics
     monkeypatch.setenv("LOCAL_WORLD_SIZE", str(processes))  # torchrun's processes on this machine share its memory
-    monkeypatch.setattr(src.build, "refuse_a_step_that_cannot_fit", lambda *arguments: None)  # the next test's
+    monkeypatch.setattr(src.build, "refuse_a_step_that_cannot_fit", lambda *arguments: None)  # the step's check: tested below
     monkeypatch.setattr(src.models.footprint, "available_memory", lambda: needed * processes)
     build_training(config)
     monkeypatch.setattr(src.models.footprint, "available_memory", lambda: needed * processes - 1)

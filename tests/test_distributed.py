@@ -1,8 +1,10 @@
 """torchrun with 2 processes on CPU (gloo) takes the same steps as one process with the same global batch."""
 
+import gc
 import json
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 
 import pytest
@@ -14,7 +16,7 @@ from src.build import build_training
 from src.errors import ConfigError, UserError, report_user_errors
 from src.training.checkpoint import load_checkpoint
 from src.models.rank_dropout import separate_dropout_masks
-from src.training.distributed import shard_weights, step_loss
+from src.training.distributed import shard_weights, step_loss, teardown
 from tests.conftest import make_config
 
 # 240 training rows in batches of 59: rank 0 holds 30 rows of each full batch, rank 1 29 (the last batch's 4: 2 each)
@@ -209,6 +211,27 @@ def test_a_run_with_dropout_resumed_under_torchrun_ends_where_it_would_have(tmp_
     a, b = (load_checkpoint(folder / "checkpoints" / "last.ckpt") for folder in (whole, rest))
     assert a["loop"]["step"] == b["loop"]["step"] > 7
     assert all(torch.equal(a["model"][name], b["model"][name]) for name in a["model"])
+
+
+def test_teardown_frees_the_ddp_wrapper_holding_the_process_group_before_it_leaves_the_group(tmp_path):
+    """A gloo group that outlives teardown, held by a DDP wrapper in a reference cycle, was torn down at the
+    interpreter's exit, where a rank now and then aborted ("terminate called without an active exception")."""
+    data, task, _, _ = build_training(make_config(tmp_path, "data=moons", "model=mlp", "logger=none"))
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    gc.disable()  # as when no allocation happens to start a collection
+    try:
+        wrapped = step_loss(task, 2, sync_batchnorm=False)
+        wrapped(next(data.batches("train", 16)), 0).backward()
+        wrapped.cycle = [wrapped]  # as DDP's own references to itself make one after a step (not in every process here)
+        held = weakref.ref(wrapped)
+        del wrapped
+        assert held() is not None  # in a cycle: reference counting alone does not free it
+        teardown()
+        assert held() is None and not dist.is_initialized()
+    finally:
+        gc.enable()
+        if dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def test_weighted_shards_average_to_the_global_batch_mean():

@@ -8,6 +8,7 @@ Only rank 0 writes (logs, checkpoints, metrics.json).
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import time
@@ -119,6 +120,9 @@ def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
 def teardown() -> None:
     """Leave the process group. A gloo group left for the interpreter's exit to tear down can abort the
     process ("terminate called without an active exception", SIGABRT) while its threads still run: drop
-    what holds it (the DDP wrapper) first, or the group lives on after this until the exit."""
+    what holds it (the DDP wrapper) first, or the group lives on after this until the exit. A DDP wrapper
+    that has run a step sits in a reference cycle, which only the cyclic garbage collector frees: collect
+    it now, not at some later allocation or at the exit."""
+    gc.collect()
     if dist.is_initialized():
         dist.destroy_process_group()

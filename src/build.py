@@ -25,6 +25,7 @@ from src.models.members import member_state, stack
 from src.training import distributed
 from src.training.checkpoint import load_checkpoint, load_weights, state_mismatch
 from src.training.device import allocation_failure, precision_tools, resolve_device
+from src.training.gradients import accumulated_sizes
 from src.tasks.task import OptimizerFactory, Task
 from src.torch_settings import check_torch_settings
 from src.training.schedules import INTERVALS, build_scheduler
@@ -158,13 +159,11 @@ def _trains_on_cpu(config: DictConfig) -> bool:
 
 def _refuse_a_step_that_cannot_fit(task: Task, data: DataModule, batch_size: int | None, trainer: DictConfig) -> None:
     """``footprint.refuse_a_step_that_cannot_fit`` for a forward pass of this run's steps, in its precision."""
-    rows, accumulate, precision = data.size("train"), trainer.get("accumulate_grad_batches", 1), str(trainer.get("precision", "32"))
-    if rows < 4 or precision not in ("32", "bf16-mixed"):  # too few rows to matter; another precision is the trainer's to refuse
+    split, accumulate, precision = data.size("train"), trainer.get("accumulate_grad_batches", 1), str(trainer.get("precision", "32"))
+    if split < 4 or precision not in ("32", "bf16-mixed"):  # too few rows to matter; another precision is the trainer's to refuse
         return
-    if batch_size is None and isinstance(accumulate, int) and accumulate > 1:
-        rows = -(-rows // accumulate)  # the whole split in parts
-    elif batch_size is not None:
-        rows = min(rows, batch_size)
+    batch, part = accumulated_sizes(batch_size, accumulate if isinstance(accumulate, int) and accumulate >= 1 else 1, split)
+    rows = min(part or batch or split, split)  # the rows of one forward pass, as the trainer splits them
     processes = distributed.world()[1]
     x, _ = next(data.batches("train", None, members=task.members))
     two_rows, four_rows = (x[:, :n] if task.members > 1 else x[:n] for n in (2, 4))
